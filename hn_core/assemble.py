@@ -20,7 +20,8 @@ def assemble_network(path, config: HypernetworkConfig, info: HypernetworkInfo,
     if not pair_states:
         raise HypernetworkError(path, "not a hypernetwork: it holds no layer weights")
     try:
-        net = Hypernetwork(pair_states.keys(), config, info)
+        # Built on the meta device: every weight comes from the file, so none is allocated twice.
+        net = Hypernetwork(pair_states.keys(), config, info, device="meta")
     except ValueError as exc:
         raise HypernetworkError(path, str(exc)) from None
     for dim, states in pair_states.items():
@@ -52,13 +53,29 @@ def load_module_state(path, module: HypernetworkModule, state: Mapping, where: s
             raise HypernetworkError(
                 path, f"{where}: {key} has shape {list(tensor.shape)} but {describe_structure_of(module)} "
                       f"expects {list(want.shape)}")
-        if not torch.isfinite(tensor).all():
+        if not _all_finite(tensor):
             bad = "NaN" if torch.isnan(tensor).any() else "Inf"
             raise HypernetworkError(path, f"{where}: weights contain {bad} ({key})")
-        converted[key] = tensor.to(dtype=want.dtype)
-    module.load_state_dict(converted, strict=True)
+        converted[key] = _owned_fp32(tensor)
+    module.load_state_dict(converted, strict=True, assign=True)
 
 
 def describe_structure_of(module: HypernetworkModule) -> str:
     layers = ", ".join(type(layer).__name__ for layer in module.linear)
-    return f"the structure [{layers}] at dim {module.dim}"
+    return f"layer_structure {list(module.config.layer_structure)} ([{layers}]) at dim {module.dim}"
+
+
+def _owned_fp32(tensor: torch.Tensor) -> torch.Tensor:
+    """An fp32 tensor that owns its memory alone, so assigning it as a parameter aliases nothing."""
+    if (tensor.dtype == torch.float32 and tensor.is_contiguous() and tensor.storage_offset() == 0
+            and tensor.untyped_storage().nbytes() == tensor.numel() * tensor.element_size()):
+        return tensor
+    return tensor.to(dtype=torch.float32, copy=True).contiguous()
+
+
+def _all_finite(tensor: torch.Tensor) -> bool:
+    # A sum is NaN/Inf whenever any element is, and is ~20x cheaper than isfinite().all() on
+    # large weights; only an overflowing sum of finite values needs the exact check.
+    if torch.isfinite(tensor.sum(dtype=torch.float64)):
+        return True
+    return bool(torch.isfinite(tensor).all())

@@ -37,6 +37,7 @@ class HypernetworkModule(torch.nn.Module):
         super().__init__()
         self.dim = dim
         self.linear = build_sequential(dim, config)
+        self.config = config
         self.eval()  # dropout is a training device: never active unless training asks for it
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -46,16 +47,22 @@ class HypernetworkModule(torch.nn.Module):
 class Hypernetwork(torch.nn.Module):
     """A set of (key, value) MLP pairs, one pair per dim, plus config and provenance."""
 
-    def __init__(self, dims: Iterable[int], config: HypernetworkConfig, info: HypernetworkInfo | None = None):
+    def __init__(self, dims: Iterable[int], config: HypernetworkConfig, info: HypernetworkInfo | None = None,
+                 device: torch.device | str | None = None):
+        """`device="meta"` builds the structure without allocating or initialising weights,
+        for loaders that assign the file's tensors afterwards."""
         super().__init__()
         self.config = config
         self.info = info if info is not None else HypernetworkInfo()
         dims = sorted({int(d) for d in dims})
-        self.pairs = torch.nn.ModuleDict({
-            str(dim): torch.nn.ModuleList([HypernetworkModule(dim, config), HypernetworkModule(dim, config)])
-            for dim in dims
-        })
+        with torch.device(device or "cpu"):
+            self.pairs = torch.nn.ModuleDict({
+                str(dim): torch.nn.ModuleList([HypernetworkModule(dim, config), HypernetworkModule(dim, config)])
+                for dim in dims
+            })
+        # Inference by default, as A1111's eval(): no dropout, no autograd bookkeeping.
         self.eval()
+        self.requires_grad_(False)
 
     @classmethod
     def create(cls, dims: Iterable[int], config: HypernetworkConfig, info: HypernetworkInfo | None = None,

@@ -1,0 +1,43 @@
+"""Shared helpers for benchmark scripts: timing medians and importing the ComfyUI host."""
+from __future__ import annotations
+
+import logging
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+logger = logging.getLogger("benchmarks")
+
+
+def interleaved_medians(candidates: dict, repeats: int, warmup: int = 1) -> dict[str, tuple[float, list[float]]]:
+    """Time each callable `repeats` times, taking turns, so machine noise hits all of them alike.
+
+    Returns name -> (median seconds, all runs).
+    """
+    for fn in candidates.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(repeats):
+        for name, fn in candidates.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: (statistics.median(runs), runs) for name, runs in times.items()}
+
+
+def import_comfy_host():
+    """Put the ComfyUI host (COMFYUI_PATH or .host/ComfyUI) first on sys.path and import it for CPU use."""
+    root = os.environ.get("COMFYUI_PATH") or str(REPO_ROOT / ".host" / "ComfyUI")
+    if not Path(root, "main.py").is_file():
+        raise SystemExit(f"no ComfyUI at {root}: run scripts/provision_host.sh first")
+    sys.path.insert(0, root)
+    import torch
+    from comfy.cli_args import args
+    if not torch.cuda.is_available():
+        args.cpu = True
+    return root
