@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from ..hn_core import HypernetworkPatch
+from ..hn_core import HypernetworkPatch, as_scheduled
 from .types import CATEGORY, HYPERNETWORK
 
 
@@ -28,7 +28,7 @@ class ApplyHypernetwork:
         if not math.isfinite(strength):
             raise ValueError(f"Apply Hypernetwork: strength must be a finite number, got {strength}")
         patched = model.clone()
-        patch = HypernetworkPatch(hypernetwork, strength)
+        patch = HypernetworkPatch(as_scheduled(hypernetwork).network, strength)
         patched.set_model_attn1_patch(patch)
         patched.set_model_attn2_patch(patch)
         return (patched,)

@@ -1,6 +1,7 @@
 """LoadHypernetwork: pick a file from models/hypernetworks, output it as HYPERNETWORK."""
 from __future__ import annotations
 
+from ..hn_core import ScheduledHypernetwork
 from ..hn_core.describe_text import describe_as_text
 from .hypernetwork_files import LOADED, file_signature, list_hypernetwork_files, resolve_path
 from .types import CATEGORY, HYPERNETWORK
@@ -35,4 +36,4 @@ class LoadHypernetwork:
     def load(self, hypernetwork_name):
         network = LOADED.get(resolve_path(hypernetwork_name))
         text = describe_as_text(network)
-        return {"ui": {"text": [text]}, "result": (network, text)}
+        return {"ui": {"text": [text]}, "result": (ScheduledHypernetwork(network), text)}
