@@ -96,7 +96,11 @@ class Hypernetwork(torch.nn.Module):
         if not self.has_dim(dim):
             return k, v
         key_module, value_module = self.pair(dim)
-        weight_dtype = next(key_module.parameters()).dtype
+        weight = next(key_module.parameters())
+        if weight.device != k.device:
+            # The host moves patches with the model; follow the activations if it did not.
+            self.to(k.device)
+        weight_dtype = weight.dtype
         k_delta = key_module(k.to(weight_dtype)).to(k.dtype)
         v_delta = value_module(v.to(weight_dtype)).to(v.dtype)
         return k + k_delta * strength, v + v_delta * strength

@@ -73,8 +73,35 @@ class ScheduledHypernetwork:
 
 def as_scheduled(value) -> ScheduledHypernetwork:
     """Accept a bare Hypernetwork too (e.g. from a script) and give it the neutral profile."""
-    if isinstance(value, ScheduledHypernetwork):
+    # Checked by shape, not class: the pack may be imported under two module names (as a
+    # ComfyUI custom node and as plain `hn_core` in a script), giving two copies of each class.
+    if hasattr(value, "network") and hasattr(value, "profile"):
         return value
-    if isinstance(value, Hypernetwork):
+    if hasattr(value, "transform") and hasattr(value, "dims"):
         return ScheduledHypernetwork(value)
     raise TypeError(f"expected a hypernetwork, got {type(value).__name__}")
+
+
+def parse_block_weights(text: str) -> tuple[tuple[tuple[str, int], float], ...]:
+    """Parse per-block overrides such as ``"input 4: 0.5, middle 0: 0, output 3: 1.2"``.
+
+    Raises ValueError naming the item that does not parse.
+    """
+    items = []
+    for raw in text.replace("\n", ",").split(","):
+        item = raw.strip()
+        if not item:
+            continue
+        where, sep, value = item.partition(":")
+        parts = where.split()
+        try:
+            if not sep or len(parts) != 2 or parts[0] not in BLOCK_GROUPS:
+                raise ValueError
+            key, weight = (parts[0], int(parts[1])), float(value)
+        except ValueError:
+            raise ValueError(f"block weight {item!r} does not parse; write e.g. 'input 4: 0.5' "
+                             f"(group one of {', '.join(BLOCK_GROUPS)}, block number, weight)") from None
+        if not math.isfinite(weight):
+            raise ValueError(f"block weight {item!r} must be a finite number")
+        items.append((key, weight))
+    return tuple(items)

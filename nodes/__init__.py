@@ -1,14 +1,17 @@
 """Thin ComfyUI adapters around hn_core. Each node lives in its own module."""
 from .apply_hypernetwork import ApplyHypernetwork
+from .hypernetwork_strength import HypernetworkStrength
 from .load_hypernetwork import LoadHypernetwork
 
 # Only nodes whose work is built are registered.
 NODE_CLASS_MAPPINGS = {
     "LoadHypernetwork": LoadHypernetwork,
     "ApplyHypernetwork": ApplyHypernetwork,
+    "HypernetworkStrength": HypernetworkStrength,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {
     "LoadHypernetwork": "Load Hypernetwork (A1111)",
     "ApplyHypernetwork": "Apply Hypernetwork",
+    "HypernetworkStrength": "Hypernetwork Strength",
 }

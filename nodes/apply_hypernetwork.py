@@ -1,15 +1,24 @@
 """ApplyHypernetwork: patch a model's attention with a hypernetwork, on a clone."""
 from __future__ import annotations
 
+import logging
 import math
 
+import comfy.model_management
+import comfy.model_patcher
+
 from ..hn_core import HypernetworkPatch, as_scheduled
+from .model_attention import attention_key_widths
+from .node_messages import show_on_node
 from .types import CATEGORY, HYPERNETWORK
+
+logger = logging.getLogger(__name__)
 
 
 class ApplyHypernetwork:
     DESCRIPTION = ("Applies a hypernetwork to a model's self- and cross-attention key/value inputs, as "
-                   "AUTOMATIC1111 does. The input model is not changed; chain several to stack them.")
+                   "AUTOMATIC1111 does. The input model is not changed; chain several to stack them "
+                   "(the second sees the first's output, as in A1111).")
     CATEGORY = CATEGORY
     RETURN_TYPES = ("MODEL",)
     OUTPUT_TOOLTIPS = ("A copy of the model with the hypernetwork applied.",)
@@ -17,18 +26,50 @@ class ApplyHypernetwork:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {
-            "model": ("MODEL", {"tooltip": "The diffusion model to patch (left unchanged)."}),
-            "hypernetwork": (HYPERNETWORK, {"tooltip": "From Load Hypernetwork."}),
-            "strength": ("FLOAT", {"default": 1.0, "min": -10.0, "max": 10.0, "step": 0.01,
-                                    "tooltip": "Multiplier of the hypernetwork's change; 0 leaves the model as is."}),
-        }}
+        return {
+            "required": {
+                "model": ("MODEL", {"tooltip": "The diffusion model to patch (left unchanged)."}),
+                "hypernetwork": (HYPERNETWORK, {"tooltip": "From Load Hypernetwork (optionally through "
+                                                           "Hypernetwork Strength)."}),
+                "strength": ("FLOAT", {"default": 1.0, "min": -10.0, "max": 10.0, "step": 0.01,
+                                        "tooltip": "Multiplier of the hypernetwork's change; 0 leaves the "
+                                                   "model exactly as it was."}),
+            },
+            "hidden": {"unique_id": "UNIQUE_ID"},
+        }
 
-    def apply(self, model, hypernetwork, strength):
+    def apply(self, model, hypernetwork, strength, unique_id=None):
         if not math.isfinite(strength):
             raise ValueError(f"Apply Hypernetwork: strength must be a finite number, got {strength}")
+        scheduled = as_scheduled(hypernetwork)
+        network, profile = scheduled.network, scheduled.profile
+        used = _used_dims(model, network.dims)
+        if not used:
+            message = (f"hypernetwork '{network.info.name or 'unnamed'}' has dims {list(network.dims)}, "
+                       f"but no attention layer of this model takes those widths "
+                       f"({_widths_text(model)}): it changes nothing. Is it made for another model family?")
+            logger.warning("Apply Hypernetwork: %s", message)
+            show_on_node(unique_id, "Warning: " + message)
+
         patched = model.clone()
-        patch = HypernetworkPatch(as_scheduled(hypernetwork).network, strength)
-        patched.set_model_attn1_patch(patch)
-        patched.set_model_attn2_patch(patch)
+        sigma_range = None
+        if not profile.full_range:
+            sampling = model.get_model_object("model_sampling")
+            sigma_range = (sampling.percent_to_sigma(profile.start_percent),
+                           sampling.percent_to_sigma(profile.end_percent))
+        companion = comfy.model_patcher.ModelPatcher(
+            network, load_device=model.load_device, offload_device=model.offload_device)
+        for attention, set_patch in (("attn1", patched.set_model_attn1_patch),
+                                     ("attn2", patched.set_model_attn2_patch)):
+            set_patch(HypernetworkPatch(network, strength, attention, profile, sigma_range, [companion]))
         return (patched,)
+
+
+def _used_dims(model, dims) -> set[int]:
+    widths = attention_key_widths(model)
+    return set(dims) & (widths["attn1"] | widths["attn2"])
+
+
+def _widths_text(model) -> str:
+    widths = attention_key_widths(model)
+    return (f"self-attention {sorted(widths['attn1'])}, cross-attention {sorted(widths['attn2'])}")
