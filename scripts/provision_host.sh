@@ -59,11 +59,15 @@ PY
 fi
 
 stamp="$venv/.comfy-requirements-installed"
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$comfy_root" ]; then
+stamp_value="$comfy_root (with requests)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$stamp_value" ]; then
     log "installing ComfyUI's requirements (torch, torchvision and torchaudio left as they are)"
     grep -v -E '^\s*(torch|torchvision|torchaudio)\s*$' "$comfy_root/requirements.txt" > "$venv/comfy-requirements.txt"
+    # server.py imports requests (app/frontend_management.py) but 0.3.75 does not list it; it used to
+    # arrive through transformers, which no longer depends on it. Without it main.py cannot start.
+    echo "requests" >> "$venv/comfy-requirements.txt"
     pip_install -r "$venv/comfy-requirements.txt"
-    echo "$comfy_root" > "$stamp"
+    echo "$stamp_value" > "$stamp"
 fi
 
 log "installing the pack's requirements and the test tools"
