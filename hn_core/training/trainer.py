@@ -1,0 +1,175 @@
+"""The training loop, with A1111's semantics and without its known faults.
+
+- A step is one optimizer update: `gradient_accumulation` micro-batches of `batch_size` items;
+  the loss reported for it is the mean over the micro-batches.
+- The learning rate (and clip value) follow A1111's schedule syntax; training stops when the
+  schedule runs out, even before `max_steps`.
+- Clipping sees the real gradients: with loss scaling they are unscaled first.
+- Each step's randomness derives from (seed, step) (see batch_plan), so resuming is exact.
+- Errors and cancellation propagate; the network is left in eval mode without gradients.
+
+The caller owns everything model-specific: it passes the clean latents, the noise schedule and
+plain callables that add noise and run the (patched, frozen) model. Nothing here imports ComfyUI.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+
+from ..network import Hypernetwork
+from .batch_plan import derived_seed, micro_batches, seeded_global_rng, step_generator
+from .gradient_clipping import clip_gradients
+from .lr_schedule import ScheduleCursor, last_trained_step, parse_schedule
+from .objective import per_sample_mse
+from .optimizers import build_optimizer
+from .resume import OptimizerState
+from .settings import TrainingSettings
+
+logger = logging.getLogger(__name__)
+
+Tensor = torch.Tensor
+
+
+class TrainingError(ValueError):
+    """The inputs cannot be trained on; the message says why and what to change."""
+
+
+@dataclass
+class TrainingData:
+    latents: Sequence[Tensor]  # one clean latent per item, [C, H, W], as the model sees them
+    sigmas: Tensor  # the model's discrete noise schedule: one sigma per timestep
+    noise_scaling: Callable[[Tensor, Tensor, Tensor], Tensor]  # (sigma [B], noise, clean) -> noisy
+    predict: Callable[[Tensor, Tensor, list[int]], Tensor]  # (noisy, sigma [B], item indices) -> raw output
+    target: Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]  # (clean, noise, sigma, noisy) -> target
+
+
+@dataclass(frozen=True)
+class StepReport:
+    step: int  # steps done, counting earlier training
+    last_step: int  # where this run will stop unless cancelled
+    loss: float
+    learning_rate: float
+
+
+def _nothing(*_args) -> None:
+    return None
+
+
+@dataclass
+class TrainingCallbacks:
+    check_cancel: Callable[[], None] = _nothing  # raises to stop; called before every micro-batch
+    on_step: Callable[[StepReport], None] = _nothing
+    on_snapshot: Callable[[Hypernetwork, OptimizerState], None] | None = None
+
+
+@dataclass
+class TrainingResult:
+    losses: list[float] = field(default_factory=list)  # one per step of this run
+    optimizer_state: OptimizerState | None = None
+    schedule_ended: bool = False  # stopped before max_steps because the schedule ran out
+
+
+def train(network: Hypernetwork, data: TrainingData, settings: TrainingSettings,
+          callbacks: TrainingCallbacks | None = None, resume_from: OptimizerState | None = None) -> TrainingResult:
+    """Train `network` in place from `network.info.step` up to `settings.max_steps`.
+
+    The network must already sit on the training device with fp32 weights, and be a copy the
+    caller owns: its weights and `info.step` change.
+    """
+    callbacks = callbacks or TrainingCallbacks()
+    start = network.info.step
+    if settings.max_steps <= start:
+        raise TrainingError(f"steps ({settings.max_steps}) must be greater than the step the hypernetwork "
+                            f"has already been trained to ({start}): steps is the total to reach")
+    if not data.latents:
+        raise TrainingError("no training images")
+    lr_items = parse_schedule(settings.learning_rate, settings.max_steps, start, "learning rate")
+    learning_rate = ScheduleCursor(lr_items)
+    clip_value = (ScheduleCursor.parse(settings.clip_value, settings.max_steps, start, "gradient clip")
+                  if settings.clip_mode != "off" else None)
+    last_step = last_trained_step(lr_items, start, settings.max_steps)
+    device = next(network.parameters()).device
+    optimizer = build_optimizer(settings.optimizer, network, learning_rate.value, settings.weight_decay, resume_from)
+    scaler = torch.amp.GradScaler(device.type) if settings.loss_scaling else None
+    sigmas = data.sigmas.detach().float().cpu()
+    result = TrainingResult()
+    logger.info("training hypernetwork %s from step %d to %d (%d images, batch %d x %d, %s)",
+                network.info.name or "(unnamed)", start, last_step, len(data.latents),
+                settings.batch_size, settings.gradient_accumulation, settings.optimizer)
+    network.train()  # dropout (if the structure has any) is on only while training
+    network.requires_grad_(True)
+    try:
+        for step in range(start, settings.max_steps):
+            rate = learning_rate.advance(step)
+            if learning_rate.finished:
+                result.schedule_ended = True
+                logger.info("learning-rate schedule ended at step %d", step)
+                break
+            for group in optimizer.param_groups:
+                group["lr"] = rate
+            limit = clip_value.advance(step) if clip_value is not None else 0.0
+            loss = _one_step(network, data, settings, optimizer, scaler, sigmas, device, step, limit, callbacks)
+            network.info.step = step + 1
+            result.losses.append(loss)
+            callbacks.on_step(StepReport(step + 1, last_step, loss, rate))
+            if callbacks.on_snapshot is not None and settings.snapshot_every and (step + 1) % settings.snapshot_every == 0:
+                callbacks.on_snapshot(network, OptimizerState(settings.optimizer, optimizer.state_dict()))
+        result.optimizer_state = OptimizerState(settings.optimizer, optimizer.state_dict())
+        return result
+    finally:
+        optimizer.zero_grad(set_to_none=True)
+        network.eval()
+        network.requires_grad_(False)
+
+
+def _one_step(network, data: TrainingData, settings: TrainingSettings, optimizer, scaler, sigmas: Tensor,
+              device: torch.device, step: int, clip_limit: float, callbacks: TrainingCallbacks) -> float:
+    """One optimizer update; returns the mean loss over its micro-batches."""
+    batches = micro_batches(settings.seed, step, len(data.latents), settings.batch_size,
+                            settings.gradient_accumulation)
+    generator = step_generator(settings.seed, step, "noise")
+    total = 0.0
+    with seeded_global_rng(derived_seed(settings.seed, "dropout", step), device):
+        for indices in batches:
+            callbacks.check_cancel()
+            loss = _micro_batch_loss(data, indices, generator, sigmas, device)
+            scaled = loss / len(batches)
+            (scaler.scale(scaled) if scaler is not None else scaled).backward()
+            total += loss.item()
+    if scaler is not None:
+        scaler.unscale_(optimizer)
+    clip_gradients(network.parameters(), settings.clip_mode, clip_limit)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return total / len(batches)
+
+
+def _micro_batch_loss(data: TrainingData, indices: list[int], generator: torch.Generator,
+                      sigmas: Tensor, device: torch.device) -> Tensor:
+    """Mean per-sample MSE over one micro-batch. Items of different sizes run as separate batches."""
+    # Draw every sample's timestep and noise first, in index order, so grouping changes nothing.
+    draws = []
+    for index in indices:
+        clean = data.latents[index]
+        timestep = torch.randint(0, len(sigmas), (1,), generator=generator)
+        noise = torch.randn(tuple(clean.shape), generator=generator)
+        draws.append((index, clean, sigmas[timestep], noise))
+    groups: dict[tuple, list] = {}
+    for draw in draws:
+        groups.setdefault(tuple(draw[1].shape), []).append(draw)
+    losses = []
+    for group in groups.values():
+        clean = torch.stack([d[1] for d in group]).to(device=device, dtype=torch.float32)
+        sigma = torch.cat([d[2] for d in group]).to(device)
+        noise = torch.stack([d[3] for d in group]).to(device)
+        noisy = data.noise_scaling(sigma, noise, clean)
+        prediction = data.predict(noisy, sigma, [d[0] for d in group])
+        losses.append(per_sample_mse(prediction, data.target(clean, noise, sigma, noisy)))
+    return torch.cat(losses).mean()

@@ -1,0 +1,49 @@
+"""The attn1/attn2 patch used while training: the trainable network at strength 1.
+
+A1111 ignores the multiplier while training, so there is no strength and no per-block profile
+here; the math is the network's own `transform`, the same call inference makes.
+
+Every cross-attention layer receives the same text context object, and the k/v MLPs of one dim
+give the same result for it everywhere. `share_context` runs them once per model call (before
+the UNet, so gradient checkpointing recomputes nothing different) and each layer reuses the
+result: the gradients still reach the network through every layer that uses it.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..network import Hypernetwork
+
+
+class TrainingPatch:
+    def __init__(self, network: Hypernetwork):
+        self.network = network
+        self._shared: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+    def share_context(self, context: object) -> None:
+        """Compute the network's output for this model call's text context once (or forget it)."""
+        self._shared = None
+        if isinstance(context, torch.Tensor) and self.network.has_dim(context.shape[-1]):
+            k, v = self.network.transform(context, context, 1.0)
+            self._shared = (context, k, v)
+
+    def forget_context(self) -> None:
+        self._shared = None
+
+    def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, extra_options: dict):
+        shared = self._shared
+        if shared is not None and k is shared[0] and v is shared[0]:
+            return q, shared[1], shared[2]
+        if not self.network.has_dim(k.shape[-1]):
+            return q, k, v
+        k, v = self.network.transform(k, v, 1.0)
+        return q, k, v
+
+    def to(self, device_or_dtype):
+        # The network holds fp32 master weights: ComfyUI's to(model dtype) must not cast them.
+        if not isinstance(device_or_dtype, torch.dtype):
+            self.network.to(device_or_dtype)
+        return self
+
+    def models(self) -> list:
+        return []
