@@ -1,0 +1,40 @@
+"""Find the optimizer state to resume a HYPERNETWORK input with.
+
+A network trained earlier in the graph carries its state along (hn_core.training.resume); one
+picked with Load Hypernetwork has it in the `.optim` sidecar beside its file.
+"""
+from __future__ import annotations
+
+import logging
+
+from ..hn_core import Hypernetwork, HypernetworkError
+from ..hn_core.training import OptimizerState, attached_optimizer_state, read_optimizer_sidecar
+from .hypernetwork_files import LOADED
+
+logger = logging.getLogger(__name__)
+
+
+def optimizer_state_for(network: Hypernetwork) -> OptimizerState | None:
+    state = attached_optimizer_state(network)
+    if state is not None:
+        return state
+    path = loaded_from(network)
+    if path is None:
+        return None
+    try:
+        state = read_optimizer_sidecar(path)
+    except HypernetworkError as exc:
+        logger.warning("optimizer state not resumed: %s", exc)
+        return None
+    if state is not None:
+        logger.info("resuming optimizer state from %s.optim", path)
+    return state
+
+
+def loaded_from(network: Hypernetwork) -> str | None:
+    """The file Load Hypernetwork read this exact network object from, if it did."""
+    # LoadedFileCache has no public reverse lookup; its entries map path -> (signature, network).
+    for path, (_signature, cached) in list(getattr(LOADED, "_entries", {}).items()):
+        if cached is network:
+            return path
+    return None
