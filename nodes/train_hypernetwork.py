@@ -140,7 +140,10 @@ class TrainHypernetwork:
         if steps <= network.info.step:
             raise TrainingError(f"steps ({steps}) must be greater than the {network.info.step} steps this "
                                 "hypernetwork already has: steps is the total to reach")
-        parse_schedule(learning_rate, steps, network.info.step)  # report a bad schedule before loading anything
+        # Report a bad schedule before loading anything.
+        parse_schedule(learning_rate, steps, network.info.step)
+        if gradient_clipping != "off":
+            parse_schedule(clip_value, steps, network.info.step, "gradient clip")
 
         with training_clone(model, network, training_dtype, gradient_checkpointing) as (patcher, patch):
             settings = _with_loss_scaling(settings, compute_dtype_of(patcher, training_dtype))
