@@ -110,10 +110,18 @@ class ScheduleCursor:
 
 
 def last_trained_step(items: list[ScheduleItem], start_step: int, max_steps: int) -> int:
-    """The step count at which training will stop: `max_steps`, or earlier when the list runs out."""
-    cursor = ScheduleCursor(items)
-    for step in range(start_step, max_steps):
-        cursor.advance(step)
-        if cursor.finished:
-            return step
+    """The step count at which training will stop: `max_steps`, or earlier when the list runs out.
+
+    Walks item by item (not step by step) with ScheduleCursor's rule: once a step reaches the
+    current item's end, that step moves to the next item, or ends training after the last one.
+    """
+    step, index = start_step, 0
+    while step < max_steps:
+        if step >= items[index].end_step:
+            if index + 1 == len(items):
+                return step
+            index += 1
+            step += 1  # this step runs with the next item, whatever that item's end
+        else:
+            step = min(items[index].end_step, max_steps)
     return max_steps

@@ -23,6 +23,10 @@ OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
 }
 
 
+# How the optimizer runs, not what it computes: never taken from a saved state.
+_IMPLEMENTATION_FLAGS = ("fused", "foreach", "capturable", "differentiable")
+
+
 def build_optimizer(name: str, network: Hypernetwork, learning_rate: float, weight_decay: float,
                     resume_from: OptimizerState | None = None) -> torch.optim.Optimizer:
     """A new optimizer over the network's parameters, continuing `resume_from` when it fits.
@@ -32,13 +36,23 @@ def build_optimizer(name: str, network: Hypernetwork, learning_rate: float, weig
     """
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r} (choose one of {', '.join(OPTIMIZERS)})")
-    optimizer = OPTIMIZERS[name](network.parameters(), lr=learning_rate, weight_decay=weight_decay)
+    optimizer = _construct(OPTIMIZERS[name], list(network.parameters()), learning_rate, weight_decay)
     if resume_from is not None:
+        implementation = {key: optimizer.defaults[key] for key in _IMPLEMENTATION_FLAGS if key in optimizer.defaults}
         _load_state(optimizer, name, network, resume_from)
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate
-            group["weight_decay"] = weight_decay
+            # Saved groups bring their own settings; today's settings and kernels win.
+            group.update(implementation, lr=learning_rate, weight_decay=weight_decay)
     return optimizer
+
+
+def _construct(cls, params, learning_rate: float, weight_decay: float) -> torch.optim.Optimizer:
+    # The fused kernels (AdamW, Adam, SGD, Adagrad on CPU and CUDA) do one pass over the weights
+    # instead of several: about 4x faster on a CPU. Other optimizers, or other devices, refuse.
+    try:
+        return cls(params, lr=learning_rate, weight_decay=weight_decay, fused=True)
+    except (TypeError, RuntimeError, ValueError):
+        return cls(params, lr=learning_rate, weight_decay=weight_decay)
 
 
 def _load_state(optimizer, name: str, network: Hypernetwork, saved: OptimizerState) -> None:

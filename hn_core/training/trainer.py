@@ -72,57 +72,87 @@ class TrainingResult:
     schedule_ended: bool = False  # stopped before max_steps because the schedule ran out
 
 
-def train(network: Hypernetwork, data: TrainingData, settings: TrainingSettings,
-          callbacks: TrainingCallbacks | None = None, resume_from: OptimizerState | None = None) -> TrainingResult:
-    """Train `network` in place from `network.info.step` up to `settings.max_steps`.
+class TrainingRun:
+    """One training session, one optimizer step per `step()` call; `train()` runs it to the end.
 
+    Use it as a context manager: inside, the network is in train mode with gradients on; on the
+    way out (normally, on error or on cancel) it is back in eval mode without gradients.
     The network must already sit on the training device with fp32 weights, and be a copy the
     caller owns: its weights and `info.step` change.
     """
-    callbacks = callbacks or TrainingCallbacks()
-    start = network.info.step
-    if settings.max_steps <= start:
-        raise TrainingError(f"steps ({settings.max_steps}) must be greater than the step the hypernetwork "
-                            f"has already been trained to ({start}): steps is the total to reach")
-    if not data.latents:
-        raise TrainingError("no training images")
-    lr_items = parse_schedule(settings.learning_rate, settings.max_steps, start, "learning rate")
-    learning_rate = ScheduleCursor(lr_items)
-    clip_value = (ScheduleCursor.parse(settings.clip_value, settings.max_steps, start, "gradient clip")
-                  if settings.clip_mode != "off" else None)
-    last_step = last_trained_step(lr_items, start, settings.max_steps)
-    device = next(network.parameters()).device
-    optimizer = build_optimizer(settings.optimizer, network, learning_rate.value, settings.weight_decay, resume_from)
-    scaler = torch.amp.GradScaler(device.type) if settings.loss_scaling else None
-    sigmas = data.sigmas.detach().float().cpu()
+
+    def __init__(self, network: Hypernetwork, data: TrainingData, settings: TrainingSettings,
+                 callbacks: TrainingCallbacks | None = None, resume_from: OptimizerState | None = None):
+        start = network.info.step
+        if settings.max_steps <= start:
+            raise TrainingError(f"steps ({settings.max_steps}) must be greater than the step the hypernetwork "
+                                f"has already been trained to ({start}): steps is the total to reach")
+        if not data.latents:
+            raise TrainingError("no training images")
+        self.network, self.data, self.settings = network, data, settings
+        self.callbacks = callbacks or TrainingCallbacks()
+        lr_items = parse_schedule(settings.learning_rate, settings.max_steps, start, "learning rate")
+        self.learning_rate = ScheduleCursor(lr_items)
+        self.clip_value = (ScheduleCursor.parse(settings.clip_value, settings.max_steps, start, "gradient clip")
+                           if settings.clip_mode != "off" else None)
+        self.last_step = last_trained_step(lr_items, start, settings.max_steps)
+        self.device = next(network.parameters()).device
+        self.optimizer = build_optimizer(settings.optimizer, network, self.learning_rate.value,
+                                         settings.weight_decay, resume_from)
+        self.scaler = torch.amp.GradScaler(self.device.type) if settings.loss_scaling else None
+        self.sigmas = data.sigmas.detach().float().cpu()
+        self.schedule_ended = False
+
+    def __enter__(self) -> "TrainingRun":
+        logger.info("training hypernetwork %s from step %d to %d (%d images, batch %d x %d, %s)",
+                    self.network.info.name or "(unnamed)", self.network.info.step, self.last_step,
+                    len(self.data.latents), self.settings.batch_size, self.settings.gradient_accumulation,
+                    self.settings.optimizer)
+        self.network.train()  # dropout (if the structure has any) is on only while training
+        self.network.requires_grad_(True)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        self.network.eval()
+        self.network.requires_grad_(False)
+
+    def step(self) -> float | None:
+        """Run the next optimizer step and return its loss; None once training is over."""
+        step = self.network.info.step
+        if step >= self.settings.max_steps or self.schedule_ended:
+            return None
+        rate = self.learning_rate.advance(step)
+        if self.learning_rate.finished:
+            self.schedule_ended = True
+            logger.info("learning-rate schedule ended at step %d", step)
+            return None
+        for group in self.optimizer.param_groups:
+            group["lr"] = rate
+        limit = self.clip_value.advance(step) if self.clip_value is not None else 0.0
+        loss = _one_step(self.network, self.data, self.settings, self.optimizer, self.scaler, self.sigmas,
+                         self.device, step, limit, self.callbacks)
+        self.network.info.step = step + 1
+        self.callbacks.on_step(StepReport(step + 1, self.last_step, loss, rate))
+        every = self.settings.snapshot_every
+        if self.callbacks.on_snapshot is not None and every and (step + 1) % every == 0:
+            self.callbacks.on_snapshot(self.network, self.optimizer_state())
+        return loss
+
+    def optimizer_state(self) -> OptimizerState:
+        return OptimizerState(self.settings.optimizer, self.optimizer.state_dict())
+
+
+def train(network: Hypernetwork, data: TrainingData, settings: TrainingSettings,
+          callbacks: TrainingCallbacks | None = None, resume_from: OptimizerState | None = None) -> TrainingResult:
+    """Train `network` in place from `network.info.step` up to `settings.max_steps` (see TrainingRun)."""
     result = TrainingResult()
-    logger.info("training hypernetwork %s from step %d to %d (%d images, batch %d x %d, %s)",
-                network.info.name or "(unnamed)", start, last_step, len(data.latents),
-                settings.batch_size, settings.gradient_accumulation, settings.optimizer)
-    network.train()  # dropout (if the structure has any) is on only while training
-    network.requires_grad_(True)
-    try:
-        for step in range(start, settings.max_steps):
-            rate = learning_rate.advance(step)
-            if learning_rate.finished:
-                result.schedule_ended = True
-                logger.info("learning-rate schedule ended at step %d", step)
-                break
-            for group in optimizer.param_groups:
-                group["lr"] = rate
-            limit = clip_value.advance(step) if clip_value is not None else 0.0
-            loss = _one_step(network, data, settings, optimizer, scaler, sigmas, device, step, limit, callbacks)
-            network.info.step = step + 1
+    with TrainingRun(network, data, settings, callbacks, resume_from) as run:
+        while (loss := run.step()) is not None:
             result.losses.append(loss)
-            callbacks.on_step(StepReport(step + 1, last_step, loss, rate))
-            if callbacks.on_snapshot is not None and settings.snapshot_every and (step + 1) % settings.snapshot_every == 0:
-                callbacks.on_snapshot(network, OptimizerState(settings.optimizer, optimizer.state_dict()))
-        result.optimizer_state = OptimizerState(settings.optimizer, optimizer.state_dict())
-        return result
-    finally:
-        optimizer.zero_grad(set_to_none=True)
-        network.eval()
-        network.requires_grad_(False)
+        result.optimizer_state = run.optimizer_state()
+        result.schedule_ended = run.schedule_ended
+    return result
 
 
 def _one_step(network, data: TrainingData, settings: TrainingSettings, optimizer, scaler, sigmas: Tensor,

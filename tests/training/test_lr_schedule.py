@@ -95,3 +95,19 @@ def test_bad_schedules_say_what_is_wrong(text, fragment):
 def test_schedule_entirely_before_the_resumed_step_is_an_error():
     with pytest.raises(ScheduleError, match="at or below the step training resumes from"):
         parse_schedule("1e-3:10, 1e-4:20", 100, current_step=20)
+
+
+@pytest.mark.parametrize("text", ["0.1:3, 0.01:5", "0.1", "0.1:3, 0.2:2, 0.3:5", "0.1:2, 0.2:2, 0.3:2", "1:50, 2:-1",
+                                  "0.1:4, 0.2:9, 0.3:12"])
+@pytest.mark.parametrize("max_steps, current", [(10, 0), (10, 3), (6, 1), (100, 0)])
+def test_last_trained_step_agrees_with_stepping(text, max_steps, current):
+    try:
+        schedule = parse_schedule(text, max_steps, current)
+    except ScheduleError:
+        return
+    trained = len(rates_per_step(text, max_steps, current))
+    assert last_trained_step(schedule, current, max_steps) == current + trained
+
+
+def test_last_trained_step_is_instant_for_huge_step_counts():
+    assert last_trained_step(parse_schedule("1e-5", 10**12), 0, 10**12) == 10**12

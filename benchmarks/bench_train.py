@@ -1,0 +1,155 @@
+"""Benchmark: one TrainHypernetwork step against the floor of any training through the UNet.
+
+Ours: one optimizer step of hn_core's TrainingRun through the node's own ComfyUI wiring (the
+frozen clone with the training patch, ComfyUI's apply_model), with a hypernetwork on every SD1.5
+dim (320, 640, 768, 1280; A1111's default structure 1,2,1). Floor: the same UNet's forward plus
+a backward to its input latent, all weights frozen, no hypernetwork. SD1.5 shapes with random
+weights (built under inference mode, as a loader builds them), batch 1, 32x32 latent; fp32 on
+CPU, the model's dtype on a GPU. Both run in one process, taking turns; medians of several runs
+and the peak memory of each, without and with gradient checkpointing.
+
+Usage: .venv/bin/python benchmarks/bench_train.py [--repeats 5] [--size 32] [--kind sd15]
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import logging
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import import_comfy_host, interleaved_medians, logger  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--size", type=int, default=32, help="latent height and width")
+    parser.add_argument("--kind", default="sd15", choices=("sd15", "tiny_sd1"))
+    parser.add_argument("--dims", default="auto")
+    options = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    from tests.host import comfy_host, models  # before ComfyUI's root (which has its own tests/) is on sys.path
+
+    import_comfy_host()
+    import torch
+
+    host = comfy_host.start()
+    logging.getLogger().setLevel(logging.WARNING)
+    logger.setLevel(logging.INFO)
+    session = host.pack_module("nodes.training_session")
+    model_call = host.pack_module("nodes.training_model_call")
+    training = host.pack_module("hn_core.training")
+    hn_core = host.pack_module("hn_core")
+    attention = host.pack_module("nodes.model_attention")
+
+    with torch.inference_mode():  # weights as a loader node leaves them: inference tensors
+        model = getattr(models, options.kind)(seed=0)
+    widths = attention.attention_key_widths(model)
+    dims = training.parse_dims(options.dims, widths["attn1"] | widths["attn2"])
+    generator = torch.Generator().manual_seed(0)
+    latent = torch.randn(1, 4, options.size, options.size, generator=generator)
+    context = torch.randn(1, 77, max(widths["attn2"]), generator=generator)
+    logger.info("model %s, hypernetwork dims %s [1,2,1] linear, latent 1x4x%dx%d, device %s, %d threads",
+                options.kind, list(dims), options.size, options.size, model.load_device, torch.get_num_threads())
+
+    with torch.inference_mode(False):
+        results = {}
+        for checkpointing in (False, True):
+            network = hn_core.Hypernetwork.create(dims, hn_core.HypernetworkConfig(), seed=0)
+            with session.training_clone(model, network, "auto", checkpointing) as (patcher, patch):
+                steps = _step_functions(patcher, patch, network, latent, context, model_call, training)
+                with training.TrainingRun(network, steps["data"], training.TrainingSettings(
+                        max_steps=10**9, learning_rate="1e-5")) as run:
+                    candidates = {"ours": run.step, "floor": steps["floor"]}
+                    timings = interleaved_medians(candidates, options.repeats)
+                    memory = {name: _peak_memory(fn, patcher.load_device) for name, fn in candidates.items()}
+            results[checkpointing] = (timings, memory)
+            del network, steps, run, candidates
+
+    for checkpointing, (timings, memory) in results.items():
+        label = "with" if checkpointing else "without"
+        logger.info("--- %s gradient checkpointing", label)
+        for name in ("floor", "ours"):
+            median, runs = timings[name]
+            logger.info("%-5s median %.3f s  peak +%.0f MiB  (runs: %s)", name, median, memory[name] / 2**20,
+                        ", ".join(f"{t:.3f}" for t in runs))
+        logger.info("ratio ours/floor = %.3f (target <= 1.15); memory ratio %.2f",
+                    timings["ours"][0] / timings["floor"][0], memory["ours"] / max(memory["floor"], 1))
+
+
+def _step_functions(patcher, patch, network, latent, context, model_call, training):
+    """TrainingData for our step, and the floor step, on the same loaded model."""
+    import torch
+
+    device = patcher.load_device
+    model_sampling = patcher.get_model_object("model_sampling")
+    clean = [patcher.model.process_latent_in(latent.to(device))[0].float()]
+    data = training.TrainingData(
+        latents=clean, sigmas=model_call.discrete_sigmas(model_sampling),
+        noise_scaling=lambda sigma, noise, x: model_sampling.noise_scaling(sigma, noise, x),
+        predict=model_call.ModelCall(patcher, patch, clean, [[context.clone(), {}]]),
+        target=model_call.prediction_target(model_sampling))
+    sigma = torch.tensor([float(model_sampling.sigmas[500])], device=device)
+    noise = torch.randn(latent.shape, generator=torch.Generator().manual_seed(1)).to(device)
+    cross_attention = context.to(device)
+
+    def floor():
+        x = (clean[0][None] + sigma.view(-1, 1, 1, 1) * noise).requires_grad_(True)
+        out = patcher.model.apply_model(x, sigma, c_crossattn=cross_attention, transformer_options={})
+        torch.nn.functional.mse_loss(out.float(), clean[0][None]).backward()
+        assert x.grad is not None
+
+    return {"data": data, "floor": floor}
+
+
+def _peak_memory(fn, device) -> int:
+    """Bytes allocated on top of what was in use before `fn` ran: the allocator's statistics on
+    CUDA; on the CPU, glibc's count of bytes in use (heap + mmapped), sampled every millisecond."""
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return torch.cuda.max_memory_allocated(device) - base
+    base = _heap_in_use()
+    peak = [base]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], _heap_in_use())
+            time.sleep(0.001)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        fn()
+    finally:
+        done.set()
+        sampler.join()
+    return max(peak[0], _heap_in_use()) - base
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def _heap_in_use() -> int:
+    libc = ctypes.CDLL(None)
+    libc.mallinfo2.restype = _MallInfo2
+    info = libc.mallinfo2()
+    return info.uordblks + info.hblkhd  # small blocks in use + mmapped (large) blocks
+
+
+if __name__ == "__main__":
+    main()
