@@ -4,10 +4,10 @@ from __future__ import annotations
 import logging
 import math
 
-import comfy.model_management
 import comfy.model_patcher
 
-from ..hn_core import HypernetworkPatch, as_scheduled
+from ..hn_core import as_scheduled
+from .hypernetwork_folding import add_patches, can_fold, fold_into, unfold_all
 from .model_attention import attention_key_widths
 from .node_messages import show_on_node
 from .types import CATEGORY, HYPERNETWORK
@@ -35,10 +35,16 @@ class ApplyHypernetwork:
                                         "tooltip": "Multiplier of the hypernetwork's change; 0 leaves the "
                                                    "model exactly as it was."}),
             },
+            "optional": {
+                "speed_path": ("BOOLEAN", {"default": True, "tooltip":
+                    "Fold a linear hypernetwork (no activation, no layer norm) acting over the whole "
+                    "schedule into the attention weights: same result, no extra cost per step. "
+                    "Off: always run the hypernetwork before the projections."}),
+            },
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
 
-    def apply(self, model, hypernetwork, strength, unique_id=None):
+    def apply(self, model, hypernetwork, strength, speed_path=True, unique_id=None):
         if not math.isfinite(strength):
             raise ValueError(f"Apply Hypernetwork: strength must be a finite number, got {strength}")
         scheduled = as_scheduled(hypernetwork)
@@ -52,17 +58,27 @@ class ApplyHypernetwork:
             show_on_node(unique_id, "Warning: " + message)
 
         patched = model.clone()
+        if speed_path and can_fold(patched, network, strength, profile):
+            fold_into(patched, network, strength, profile)
+            return (patched,)
+
+        companion_for = _companion_factory(model)
+        unfold_all(patched, companion_for)
         sigma_range = None
         if not profile.full_range:
             sampling = model.get_model_object("model_sampling")
             sigma_range = (sampling.percent_to_sigma(profile.start_percent),
                            sampling.percent_to_sigma(profile.end_percent))
-        companion = comfy.model_patcher.ModelPatcher(
-            network, load_device=model.load_device, offload_device=model.offload_device)
-        for attention, set_patch in (("attn1", patched.set_model_attn1_patch),
-                                     ("attn2", patched.set_model_attn2_patch)):
-            set_patch(HypernetworkPatch(network, strength, attention, profile, sigma_range, [companion]))
+        add_patches(patched, network, strength, profile, sigma_range, companion_for(network))
         return (patched,)
+
+
+def _companion_factory(model):
+    # Wrapping the network in a ModelPatcher lets ComfyUI load it with the model and count its memory.
+    def companion_for(network):
+        return [comfy.model_patcher.ModelPatcher(
+            network, load_device=model.load_device, offload_device=model.offload_device)]
+    return companion_for
 
 
 def _used_dims(model, dims) -> set[int]:

@@ -1,14 +1,30 @@
-"""What a ComfyUI model offers a hypernetwork: the key-input widths of its attention layers."""
+"""What a ComfyUI model offers a hypernetwork: its attention layers and their key-input widths."""
 from __future__ import annotations
+
+
+def attention_layers(model):
+    """(object path, 'attn1'|'attn2', ComfyUI block tuple, attention module) for each layer."""
+    diffusion_model = model.get_model_object("diffusion_model")
+    for name, module in diffusion_model.named_modules():
+        kind = name.rsplit(".", 1)[-1]
+        if kind in ("attn1", "attn2") and hasattr(module, "to_k"):
+            yield f"diffusion_model.{name}", kind, _block_of(name), module
+
+
+def _block_of(name: str):
+    parts = name.split(".")
+    if parts[0] == "input_blocks":
+        return ("input", int(parts[1]))
+    if parts[0] == "middle_block":
+        return ("middle", 0)
+    if parts[0] == "output_blocks":
+        return ("output", int(parts[1]))
+    return None
 
 
 def attention_key_widths(model) -> dict[str, set[int]]:
     """{'attn1': widths, 'attn2': widths} of the inputs to each attention's to_k projection."""
     widths: dict[str, set[int]] = {"attn1": set(), "attn2": set()}
-    diffusion_model = model.get_model_object("diffusion_model")
-    for name, module in diffusion_model.named_modules():
-        kind = name.rsplit(".", 1)[-1]
-        to_k = getattr(module, "to_k", None)
-        if kind in widths and to_k is not None and hasattr(to_k, "in_features"):
-            widths[kind].add(int(to_k.in_features))
+    for _path, kind, _block, attention in attention_layers(model):
+        widths[kind].add(int(attention.to_k.in_features))
     return widths
