@@ -34,17 +34,17 @@ def training_clone(model, network: Hypernetwork, training_dtype: str, checkpoint
     compute_dtype = TRAINING_DTYPES[training_dtype]
     if compute_dtype is not None:
         patcher.set_model_compute_dtype(compute_dtype)
-    # Like ComfyUI's TrainLoraNode: make room for training and load the whole model.
-    comfy.model_management.load_models_gpu([patcher], memory_required=1e20, force_full_load=True)
-    frozen_modules = [patcher.model, *modules_in_patches(patcher, exclude=patch)]
-    count = materialize_inference_tensors([*frozen_modules, network])
-    if count:
-        logger.info("gave %d inference-mode weights ordinary storage so that autograd can use them", count)
     try:
+        # Like ComfyUI's TrainLoraNode: make room for training and load the whole model.
+        comfy.model_management.load_models_gpu([patcher], memory_required=1e20, force_full_load=True)
+        frozen_modules = [patcher.model, *modules_in_patches(patcher, exclude=patch)]
+        count = materialize_inference_tensors([*frozen_modules, network])
+        if count:
+            logger.info("gave %d inference-mode weights ordinary storage so that autograd can use them", count)
         with frozen(frozen_modules), gradient_checkpointing(patcher.model.diffusion_model, checkpointing):
             yield patcher, patch
     finally:
-        patch.forget_context()
+        patch.release()
 
 
 def compute_dtype_of(patcher, training_dtype: str) -> torch.dtype:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Collection
 
-from ..config import DEFAULT_DROPOUT_P, HypernetworkConfig
+from ..config import HypernetworkConfig
 
 DROPOUT_CHOICES = ("off", "hidden layers", "hidden + last layer")
 
@@ -70,5 +70,3 @@ def build_config(layer_structure: str, activation: str, weight_init: str, layer_
                          "'hidden + last layer', a longer structure, or give a dropout structure")
     return config
 
-
-__all__ = ["DEFAULT_DROPOUT_P", "DROPOUT_CHOICES", "build_config", "parse_dims", "parse_number_list"]

@@ -17,7 +17,7 @@ from ..network import Hypernetwork
 
 class TrainingPatch:
     def __init__(self, network: Hypernetwork):
-        self.network = network
+        self.network: Hypernetwork | None = network
         self._shared: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     def share_context(self, context: object) -> None:
@@ -27,8 +27,12 @@ class TrainingPatch:
             k, v = self.network.transform(context, context, 1.0)
             self._shared = (context, k, v)
 
-    def forget_context(self) -> None:
+    def release(self) -> None:
+        """Let go of the network once training is over. The host may move or drop this patch
+        long after (when it unloads or collects the training clone); by then the network is the
+        trained one in use elsewhere, and must stay where its new owners put it."""
         self._shared = None
+        self.network = None
 
     def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, extra_options: dict):
         shared = self._shared
@@ -41,7 +45,7 @@ class TrainingPatch:
 
     def to(self, device_or_dtype):
         # The network holds fp32 master weights: ComfyUI's to(model dtype) must not cast them.
-        if not isinstance(device_or_dtype, torch.dtype):
+        if self.network is not None and not isinstance(device_or_dtype, torch.dtype):
             self.network.to(device_or_dtype)
         return self
 

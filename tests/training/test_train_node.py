@@ -131,3 +131,19 @@ def test_continuing_leaves_the_input_hypernetwork_alone(comfy_host):
     assert steps == 4 and first.network.info.step == 2
     assert all(torch.equal(v, ct.weights_of(first)[k]) for k, v in snapshot.items())
     assert any(not torch.equal(v, ct.weights_of(second)[k]) for k, v in snapshot.items())
+
+
+def test_reduced_precision_training_leaves_the_input_model_rendering_as_before(comfy_host):
+    import gc
+
+    from tests.host import models
+
+    model = ct.loader_built("sd1")
+    latents, conditioning = ct.dataset(count=2)
+    x, context = models.seeded_inputs(model, size=8)
+    before = models.unet_forward(model, x, 2.0, context)
+    _, _, loss_map, _ = ct.train(comfy_host, model, latents, conditioning, steps=2, dims="64", learning_rate="1e-3",
+                                 training_dtype="fp16", gradient_clipping="norm", clip_value="1.0")
+    gc.collect()  # ComfyUI drops the training clone; the input model must not notice any of it
+    assert all(torch.isfinite(torch.tensor(loss_map["loss"])))
+    assert torch.equal(models.unet_forward(model, x, 2.0, context), before)

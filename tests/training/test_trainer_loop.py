@@ -7,9 +7,9 @@ import copy
 import pytest
 import torch
 
-from hn_core.training.batch_plan import micro_batches, step_generator
 from hn_core.training import (OptimizerState, TrainingCallbacks, TrainingError, TrainingSettings,
                               copy_for_training, train)
+from hn_core.training.batch_plan import micro_batches, step_generator
 from tests.training.toy_problem import make_data, make_network, weights
 
 
