@@ -17,6 +17,11 @@ SOCKETS = ("model", "latents", "conditioning")
 # v-prediction. ComfyUI's SD20 fixes the head size at 64, so the narrowest level is 64 wide.
 TINY_SD2_UNET = {**models.TINY_SD1_UNET, "model_channels": 64, "context_dim": 1024, "use_linear_in_transformer": True}
 
+# SDXL in miniature: 2048-wide context and the pooled-text + size embedding (`y`) SDXL needs.
+TINY_SDXL_UNET = {**models.TINY_SD1_UNET, "model_channels": 64, "num_classes": "sequential", "adm_in_channels": 2816,
+                  "context_dim": 2048, "use_linear_in_transformer": True}
+TINY_SDXL_UNET.pop("num_heads")
+
 _built: dict[tuple, object] = {}
 
 
@@ -34,6 +39,8 @@ def loader_built(kind: str = "sd1", seed: int = 0):
                 def model_type(self, state_dict, prefix=""):
                     return comfy.model_base.ModelType.V_PREDICTION
             config_cls, unet = TinySD2V, TINY_SD2_UNET
+        elif kind == "sdxl":
+            config_cls, unet = comfy.supported_models.SDXL, TINY_SDXL_UNET
         else:
             raise ValueError(kind)
         with torch.inference_mode():

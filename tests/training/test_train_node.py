@@ -147,3 +147,16 @@ def test_reduced_precision_training_leaves_the_input_model_rendering_as_before(c
     gc.collect()  # ComfyUI drops the training clone; the input model must not notice any of it
     assert all(torch.isfinite(torch.tensor(loss_map["loss"])))
     assert torch.equal(models.unet_forward(model, x, 2.0, context), before)
+
+
+def test_sdxl_layout_trains_with_its_pooled_and_size_conditioning(comfy_host):
+    model = ct.loader_built("sdxl")
+    generator = torch.Generator().manual_seed(0)
+    with torch.inference_mode():
+        latents = [{"samples": torch.randn(2, 4, 8, 8, generator=generator)}]
+        conditioning = [[[torch.randn(1, 77, 2048, generator=generator),
+                          {"pooled_output": torch.randn(1, 1280, generator=generator)}]]]
+    _, hypernetwork, loss_map, steps = ct.train(comfy_host, model, latents, conditioning, steps=2,
+                                                learning_rate="1e-3")
+    assert steps == 2 and hypernetwork.network.dims == (64, 128, 256, 2048)
+    assert all(torch.isfinite(torch.tensor(loss_map["loss"])))
