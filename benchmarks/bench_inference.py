@@ -1,0 +1,94 @@
+"""Benchmark: one UNet step with no hypernetwork, with ComfyUI's built-in loader, and with ours.
+
+SD1.5 shapes (random weights), batch 2, 64x64 latent (on CPU; fp16 on CUDA when present).
+Cases: (a) [1, 2, 1] linear on all four SD1 dims, (b) [1, 2, 1] relu + layer norm.
+Each round loads one variant (untimed), warms it up once, then times one step; rounds
+alternate over variants so machine noise hits all alike. Prints medians and ratios to plain.
+Usage: .venv/bin/python benchmarks/bench_inference.py [--rounds 5] [--size 64] [--batch 2]
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.host import comfy_host, models  # noqa: E402  (our tests package, before ComfyUI's)
+
+logger = logging.getLogger("benchmarks")
+SD1_DIMS = (320, 640, 768, 1280)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--size", type=int, default=64, help="latent height and width")
+    parser.add_argument("--batch", type=int, default=2)
+    options = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    host = comfy_host.start()
+    import torch
+    import comfy.model_management as mm
+    from comfy_extras.nodes_hypernetwork import load_hypernetwork_patch
+    hn = host.pack_module("hn_core")
+    apply_node = host.node_class("ApplyHypernetwork")()
+
+    cuda = torch.cuda.is_available()
+    dtype = torch.float16 if cuda else None
+    plain = models.sd15(dtype=dtype)
+    device = mm.get_torch_device()
+    x = torch.randn(options.batch, 4, options.size, options.size, device=device)
+    context = torch.randn(options.batch, 77, 768, device=device)
+    sigma = torch.full((options.batch,), 5.0, device=device)
+
+    variants = {"plain": plain}
+    with tempfile.TemporaryDirectory() as tmp:
+        for case, config in (("a linear", hn.HypernetworkConfig()),
+                             ("b relu+LN", hn.HypernetworkConfig(activation_func="relu", is_layer_norm=True))):
+            network = hn.Hypernetwork.create(SD1_DIMS, config, seed=0)
+            path = str(Path(tmp) / f"{case.split()[0]}.pt")
+            hn.save_hypernetwork(network, path)
+            builtin = plain.clone()
+            patch = load_hypernetwork_patch(path, 1.0)
+            builtin.set_model_attn1_patch(patch)
+            builtin.set_model_attn2_patch(patch)
+            variants[f"{case}: builtin"] = builtin
+            variants[f"{case}: ours"] = apply_node.apply(plain, hn.load_hypernetwork(path), 1.0)[0]
+
+        def one_step(patcher):
+            with torch.inference_mode():
+                patcher.model.apply_model(x, sigma, c_crossattn=context,
+                                          transformer_options=patcher.model_options["transformer_options"])
+            if cuda:
+                torch.cuda.synchronize()
+
+        times = {name: [] for name in variants}
+        for _ in range(options.rounds):
+            for name, patcher in variants.items():
+                mm.load_models_gpu([patcher])
+                one_step(patcher)  # warm-up: caches, allocator
+                start = time.perf_counter()
+                one_step(patcher)
+                times[name].append(time.perf_counter() - start)
+
+    logger.info("SD1.5 shapes, batch %d, %dx%d latent, %s, %s; %d rounds", options.batch, options.size,
+                options.size, device, "fp16" if cuda else "fp32", options.rounds)
+    base = statistics.median(times["plain"])
+    for name, runs in times.items():
+        median = statistics.median(runs)
+        logger.info("%-22s median %.3f s  ratio to plain %.3f  (runs: %s)", name, median, median / base,
+                    ", ".join(f"{t:.3f}" for t in runs))
+    for case in ("a linear", "b relu+LN"):
+        ours = statistics.median(times[f"{case}: ours"]) / base - 1
+        builtin = statistics.median(times[f"{case}: builtin"]) / base - 1
+        logger.info("%s: overhead ours %+.1f%%, builtin %+.1f%%", case, 100 * ours, 100 * builtin)
+
+
+if __name__ == "__main__":
+    main()
