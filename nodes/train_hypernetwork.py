@@ -10,10 +10,11 @@ import torch
 import comfy.model_management
 import folder_paths
 
-from ..hn_core import ACTIVATIONS, WEIGHT_INITIALIZATIONS, Hypernetwork, HypernetworkInfo, ScheduledHypernetwork, as_scheduled
+from ..hn_core import (ACTIVATIONS, WEIGHT_INITIALIZATIONS, Hypernetwork, HypernetworkInfo, ScheduledHypernetwork,
+                       as_scheduled)
 from ..hn_core.training import (CLIP_MODES, DROPOUT_CHOICES, OPTIMIZERS, TrainingCallbacks, TrainingData,
-                                TrainingError, TrainingSettings, attach_optimizer_state, build_config,
-                                copy_for_training, parse_dims, parse_schedule, train, write_snapshot)
+                                TrainingError, TrainingSettings, attach_optimizer_state, build_config, check_plan,
+                                copy_for_training, parse_dims, train, write_snapshot)
 from .apply_hypernetwork import ApplyHypernetwork
 from .model_attention import attention_key_widths
 from .optimizer_state_lookup import optimizer_state_for
@@ -119,31 +120,14 @@ class TrainHypernetwork:
         items = collect_training_items(latents, conditioning)
         widths = attention_key_widths(model)
         model_dims = widths["attn1"] | widths["attn2"]
-        info_changes = {"name": name}
-        if base_model_name.strip():
-            info_changes["sd_checkpoint_name"] = base_model_name.strip()
-        if hypernetwork is not None:
-            source = as_scheduled(hypernetwork).network
-            _check_dims_fit(source.dims, model_dims)
-            network = copy_for_training(source, **info_changes)
-            resume_from = optimizer_state_for(source)
-        else:
-            config = build_config(layer_structure, activation, weight_init, layer_norm, dropout,
-                                  dropout_structure, activate_output)
-            info = HypernetworkInfo(name=name, sd_checkpoint_name=info_changes.get("sd_checkpoint_name"))
-            network = Hypernetwork.create(parse_dims(dims, model_dims), config, info, seed=seed)
-            resume_from = None
+        network, resume_from = _network_to_train(hypernetwork, model_dims, name, base_model_name, seed, dims,
+                                                 layer_structure, activation, weight_init, layer_norm, dropout,
+                                                 dropout_structure, activate_output)
         settings = TrainingSettings(
             max_steps=steps, learning_rate=learning_rate, batch_size=batch_size,
             gradient_accumulation=gradient_accumulation, optimizer=optimizer, weight_decay=weight_decay,
             clip_mode=gradient_clipping, clip_value=clip_value, seed=seed, snapshot_every=snapshot_every)
-        if steps <= network.info.step:
-            raise TrainingError(f"steps ({steps}) must be greater than the {network.info.step} steps this "
-                                "hypernetwork already has: steps is the total to reach")
-        # Report a bad schedule before loading anything.
-        parse_schedule(learning_rate, steps, network.info.step)
-        if gradient_clipping != "off":
-            parse_schedule(clip_value, steps, network.info.step, "gradient clip")
+        check_plan(settings, network.info.step)  # a bad schedule or step count fails before any loading
 
         with training_clone(model, network, training_dtype, gradient_checkpointing) as (patcher, patch):
             settings = _with_loss_scaling(settings, compute_dtype_of(patcher, training_dtype))
@@ -167,6 +151,23 @@ class TrainHypernetwork:
         logger.info("hypernetwork %s trained to step %d (last loss %s)", name, network.info.step,
                     f"{result.losses[-1]:.5f}" if result.losses else "n/a")
         return (patched, trained, {"loss": result.losses}, network.info.step)
+
+
+def _network_to_train(hypernetwork, model_dims, name, base_model_name, seed, dims, layer_structure, activation,
+                      weight_init, layer_norm, dropout, dropout_structure, activate_output):
+    """(a private network to train, optimizer state to resume or None): a copy of the connected
+    hypernetwork, or a new one built from the widgets."""
+    info_changes = {"name": name}
+    if base_model_name.strip():
+        info_changes["sd_checkpoint_name"] = base_model_name.strip()
+    if hypernetwork is not None:
+        source = as_scheduled(hypernetwork).network
+        _check_dims_fit(source.dims, model_dims)
+        return copy_for_training(source, **info_changes), optimizer_state_for(source)
+    config = build_config(layer_structure, activation, weight_init, layer_norm, dropout, dropout_structure,
+                          activate_output)
+    info = HypernetworkInfo(name=name, sd_checkpoint_name=info_changes.get("sd_checkpoint_name"))
+    return Hypernetwork.create(parse_dims(dims, model_dims), config, info, seed=seed), None
 
 
 def _checked_name(name: str) -> str:

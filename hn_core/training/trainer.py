@@ -22,7 +22,7 @@ import torch
 from ..network import Hypernetwork
 from .batch_plan import derived_seed, micro_batches, seeded_global_rng, step_generator
 from .gradient_clipping import clip_gradients
-from .lr_schedule import ScheduleCursor, last_trained_step, parse_schedule
+from .lr_schedule import ScheduleCursor, ScheduleItem, last_trained_step, parse_schedule
 from .objective import per_sample_mse
 from .optimizers import build_optimizer
 from .resume import OptimizerState
@@ -72,6 +72,17 @@ class TrainingResult:
     schedule_ended: bool = False  # stopped before max_steps because the schedule ran out
 
 
+def check_plan(settings: TrainingSettings, start_step: int) -> list[ScheduleItem]:
+    """Raise TrainingError / ScheduleError unless training can go on from `start_step`; returns the
+    learning-rate items still to run. Cheap, so callers can check before loading any model."""
+    if settings.max_steps <= start_step:
+        raise TrainingError(f"steps ({settings.max_steps}) must be greater than the {start_step} steps the "
+                            "hypernetwork already has: steps is the total to reach")
+    if settings.clip_mode != "off":
+        parse_schedule(settings.clip_value, settings.max_steps, start_step, "gradient clip")
+    return parse_schedule(settings.learning_rate, settings.max_steps, start_step, "learning rate")
+
+
 class TrainingRun:
     """One training session, one optimizer step per `step()` call; `train()` runs it to the end.
 
@@ -84,14 +95,11 @@ class TrainingRun:
     def __init__(self, network: Hypernetwork, data: TrainingData, settings: TrainingSettings,
                  callbacks: TrainingCallbacks | None = None, resume_from: OptimizerState | None = None):
         start = network.info.step
-        if settings.max_steps <= start:
-            raise TrainingError(f"steps ({settings.max_steps}) must be greater than the step the hypernetwork "
-                                f"has already been trained to ({start}): steps is the total to reach")
+        lr_items = check_plan(settings, start)
         if not data.latents:
             raise TrainingError("no training images")
         self.network, self.data, self.settings = network, data, settings
         self.callbacks = callbacks or TrainingCallbacks()
-        lr_items = parse_schedule(settings.learning_rate, settings.max_steps, start, "learning rate")
         self.learning_rate = ScheduleCursor(lr_items)
         self.clip_value = (ScheduleCursor.parse(settings.clip_value, settings.max_steps, start, "gradient clip")
                            if settings.clip_mode != "off" else None)
