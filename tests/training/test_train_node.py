@@ -160,3 +160,21 @@ def test_sdxl_layout_trains_with_its_pooled_and_size_conditioning(comfy_host):
                                                 learning_rate="1e-3")
     assert steps == 2 and hypernetwork.network.dims == (64, 128, 256, 2048)
     assert all(torch.isfinite(torch.tensor(loss_map["loss"])))
+
+
+def test_text_context_runs_through_the_network_once_per_model_call(comfy_host, monkeypatch):
+    # Every cross-attention layer sees the same context: its MLPs run once, and every layer reuses it.
+    network_class = comfy_host.pack_module("hn_core.network").Hypernetwork
+    original = network_class.transform
+    widths = []
+
+    def counting(self, k, v, strength=1.0):
+        widths.append(k.shape[-1])
+        return original(self, k, v, strength)
+
+    monkeypatch.setattr(network_class, "transform", counting)
+    model = ct.loader_built("sd1")
+    latents, conditioning = ct.dataset(count=2)
+    ct.train(comfy_host, model, latents, conditioning, steps=2, learning_rate="1e-3")
+    assert widths.count(768) == 2  # one model call per step
+    assert len([w for w in widths if w != 768]) == 2 * 10  # self-attention: every layer, every step
