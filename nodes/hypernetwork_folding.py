@@ -54,7 +54,9 @@ def fold_into(patched, network, strength: float, profile) -> None:
             if existing is not None:
                 original, records, affines = existing.hn_original, existing.hn_records, existing.hn_affines
             else:
-                original, records, affines = comfy.utils.get_attr(patched.model, key), [], []
+                # The live tree may hold another clone's stand-in while that clone is loaded.
+                original = comfy.utils.get_attr(patched.model, key)
+                original, records, affines = getattr(original, "hn_original", original), [], []
             patched.add_object_patch(
                 key, make_folded(original, records + [record], affines + [affine_cache[cache_key]]))
 
