@@ -26,11 +26,15 @@ import sys
 import time
 from pathlib import Path
 
+from hn_core.batch.base_dir import BaseDir, link_into, prepare_base_dir
+from hn_core.batch.errors import BatchError, ServerError
+from hn_core.batch.server_process import ComfyServer, server_env
+from hn_core.batch.workflows import load_api_workflows
+
 from . import default_model
-from .comfy_server import ComfyServer, ServerError, server_env
 from .demo_hypernetwork import write_demo
-from .layout import DEFAULT_CACHE, DEFAULT_OUTPUT, DEFAULT_WORKFLOWS, REPO_ROOT, BaseDir, link_into, prepare_base_dir
-from .prompts import WorkflowResult, load_api_workflows, missing_node_types, run_workflow, substitute_models
+from .layout import DEFAULT_CACHE, DEFAULT_OUTPUT, DEFAULT_WORKFLOWS, REPO_ROOT
+from .prompts import WorkflowResult, missing_node_types, run_workflow, substitute_models
 
 log = logging.getLogger("main_job")
 
@@ -180,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         log_summary(results)
         summary["ok"] = bool(results) and all(r.ok for r in results)
         status = 0 if summary["ok"] else 1
-    except (SetupError, ServerError) as e:
+    except (SetupError, ServerError, BatchError) as e:
         log.error("%s", e)
     except KeyboardInterrupt:
         log.error("interrupted")

@@ -6,14 +6,15 @@ API format is what ComfyUI's ``POST /prompt`` takes and what the frontend's "Exp
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .comfy_server import ComfyServer, HttpError, ServerError
+from hn_core.batch.comfy_errors import describe_failure, describe_refusal, succeeded
+from hn_core.batch.errors import HttpError, ServerError
+from hn_core.batch.server_process import ComfyServer
 
 log = logging.getLogger(__name__)
 
@@ -31,17 +32,6 @@ class WorkflowResult:
     seconds: float
     outputs: list[Path] = field(default_factory=list)
     error: str | None = None
-
-
-def load_api_workflows(folder: Path) -> dict[str, dict]:
-    """Every ``*.json`` in ``folder``, by file stem, in name order."""
-    workflows = {}
-    for path in sorted(Path(folder).glob("*.json")):
-        data = json.loads(path.read_text())
-        if not isinstance(data, dict) or not all(isinstance(n, dict) and "class_type" in n for n in data.values()):
-            raise WorkflowError(f"{path} is not an API-format workflow (node id -> class_type/inputs)")
-        workflows[path.stem] = data
-    return workflows
 
 
 def substitute_models(prompt: dict, checkpoint: str, hypernetwork: str, available_hypernetworks: set[str]) -> dict:
@@ -87,7 +77,7 @@ def run_prompt(server: ComfyServer, prompt: dict, timeout: float, poll: float = 
         # ComfyUI adds the history entry when the prompt has finished, either way.
         entry = server.get_json(f"/history/{prompt_id}").get(prompt_id)
         if entry is not None:
-            if (entry.get("status") or {}).get("status_str") == "success":
+            if succeeded(entry):
                 return entry
             raise WorkflowError(describe_failure(entry))
         if time.monotonic() > deadline:
@@ -95,34 +85,6 @@ def run_prompt(server: ComfyServer, prompt: dict, timeout: float, poll: float = 
             server.post_json("/interrupt", {})  # or running (only this job's prompts run here)
             raise WorkflowError(f"the workflow did not finish within {timeout:.0f} s (interrupted)")
         time.sleep(poll)
-
-
-def describe_refusal(body, prompt: dict) -> str:
-    if not isinstance(body, dict):
-        return str(body)
-    lines = []
-    error = body.get("error") or {}
-    summary = f"{error.get('message', '')} {error.get('details', '')}".strip() if isinstance(error, dict) else str(error)
-    if summary:
-        lines.append(summary)
-    for node_id, node_error in (body.get("node_errors") or {}).items():
-        class_type = node_error.get("class_type") or prompt.get(node_id, {}).get("class_type")
-        for err in node_error.get("errors", []):
-            lines.append(f"  node {node_id} ({class_type}): {err.get('message')}: {err.get('details')}")
-    return "\n".join(lines) or json.dumps(body)
-
-
-def describe_failure(entry: dict) -> str:
-    """The node and exception of an ``execution_error`` (or an interruption) in a history entry."""
-    for event, data in (entry.get("status") or {}).get("messages", []):
-        if event == "execution_error":
-            tb = "".join(data.get("traceback") or []).rstrip()
-            return (f"node {data.get('node_id')} ({data.get('node_type')}) failed: "
-                    f"{data.get('exception_type')}: {data.get('exception_message')}"
-                    + (f"\n{tb}" if tb else ""))
-        if event == "execution_interrupted":
-            return f"interrupted at node {data.get('node_id')} ({data.get('node_type')})"
-    return f"the workflow failed: {json.dumps(entry.get('status'))}"
 
 
 def saved_images(entry: dict, prompt: dict, output_dir: Path) -> list[Path]:

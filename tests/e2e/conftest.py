@@ -18,10 +18,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:  # `tools` lives at the repository root
     sys.path.append(str(REPO_ROOT))
 
+from hn_core.batch.base_dir import link_into, prepare_base_dir  # noqa: E402
+from hn_core.batch.server_process import ComfyServer, server_env  # noqa: E402
 from tools import default_model  # noqa: E402
-from tools.comfy_server import ComfyServer, server_env  # noqa: E402
 from tools.demo_hypernetwork import write_demo  # noqa: E402
-from tools.layout import DEFAULT_CACHE, link_into, prepare_base_dir  # noqa: E402
+from tools.layout import DEFAULT_CACHE  # noqa: E402
 
 
 def pytest_configure(config):

@@ -1,4 +1,4 @@
-"""A headless ComfyUI server on 127.0.0.1, started as a subprocess, and a small HTTP client for it.
+"""A headless ComfyUI server on 127.0.0.1, run as a subprocess of ours.
 
     with ComfyServer(comfy_root, base_dir, log_path=...) as server:
         server.get_json("/object_info")
@@ -6,11 +6,11 @@
 The server runs ``main.py`` of the given ComfyUI tree with ``--base-directory`` (and the database
 inside it), so nothing is written into the ComfyUI tree; Python's bytecode goes to a separate
 cache folder for the same reason. Stopping is always done (context manager), and escalates from
-Ctrl+C (ComfyUI's clean shutdown) to SIGTERM to SIGKILL on the server's own process group.
+Ctrl+C (ComfyUI's clean shutdown) to SIGTERM to SIGKILL on the server's own process group. If our
+process is killed outright, the kernel kills the server too (``parent_death``).
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -18,33 +18,16 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-from .layout import REPO_ROOT, BaseDir
+from .base_dir import PACK_DIR, BaseDir
+from .errors import ServerError
+from .parent_death import die_with_parent_preexec
+from .sync_http import request_json
 
 log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
-# Never route loopback requests through an HTTP proxy from the environment.
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-class ServerError(RuntimeError):
-    """The server did not start, died, or answered with an error."""
-
-
-class HttpError(ServerError):
-    def __init__(self, status: int, body: str, url: str):
-        super().__init__(f"HTTP {status} from {url}: {body[:2000]}")
-        self.status, self.body, self.url = status, body, url
-
-    def json(self):
-        try:
-            return json.loads(self.body)
-        except ValueError:
-            return None
 
 
 def free_port() -> int:
@@ -54,11 +37,11 @@ def free_port() -> int:
 
 
 def server_env(pycache_dir: Path | None) -> dict[str, str]:
-    """The environment for ComfyUI: this repository off PYTHONPATH (our ``nodes/`` package must not
-    be importable beside ComfyUI's ``nodes.py``), bytecode kept out of the ComfyUI tree."""
+    """The environment for ComfyUI: this pack off PYTHONPATH (our ``nodes/`` package must not be
+    importable beside ComfyUI's ``nodes.py``), bytecode kept out of the ComfyUI tree."""
     env = dict(os.environ)
     paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep)
-             if p and Path(p).resolve() != REPO_ROOT]
+             if p and Path(p).resolve() != PACK_DIR]
     if paths:
         env["PYTHONPATH"] = os.pathsep.join(paths)
     else:
@@ -70,7 +53,7 @@ def server_env(pycache_dir: Path | None) -> dict[str, str]:
 
 
 def cuda_available() -> bool:
-    import torch
+    import torch  # here, not at import time: the batch runner must start without torch
 
     return torch.cuda.is_available()
 
@@ -88,6 +71,7 @@ class ComfyServer:
         self.start_timeout = start_timeout
         self.process: subprocess.Popen | None = None
         self.startup_seconds: float | None = None
+        self._launched_at = 0.0
 
     @property
     def url(self) -> str:
@@ -101,44 +85,51 @@ class ComfyServer:
         cmd = [sys.executable, "main.py", "--listen", HOST, "--port", str(self.port),
                "--base-directory", str(self.base.root), "--database-url", self.base.database_url,
                "--disable-auto-launch"]
-        if not cuda_available():
+        if "--cpu" not in self.extra_args and not cuda_available():
             cmd.append("--cpu")
         return cmd + self.extra_args
 
     # -- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> "ComfyServer":
+        """Launch the server and wait until it answers."""
+        self.launch()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def launch(self) -> None:
+        """Start the process without waiting for it (several servers can then boot side by side)."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         cmd = self.command()
         log.info("starting ComfyUI: %s (in %s; log %s)", " ".join(cmd), self.comfy_root, self.log_path)
-        t0 = time.perf_counter()
+        self._launched_at = time.perf_counter()
         with open(self.log_path, "ab") as log_file:
             # Own process group, so stop() reaches anything the server spawns and nothing else.
             self.process = subprocess.Popen(cmd, cwd=self.comfy_root, env=server_env(self.pycache_dir),
                                             stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            start_new_session=True)
+                                            start_new_session=True, preexec_fn=die_with_parent_preexec())
         log.info("ComfyUI server pid %d, %s", self.process.pid, self.url)
-        try:
-            self._wait_ready(t0)
-        except BaseException:
-            self.stop()
-            raise
-        self.startup_seconds = time.perf_counter() - t0
-        log.info("ComfyUI ready after %.1f s", self.startup_seconds)
-        return self
 
-    def _wait_ready(self, t0: float) -> None:
+    def wait_ready(self) -> None:
+        """Wait until the launched server answers /system_stats; ServerError if it dies or times out."""
+        t0 = self._launched_at
         while True:
             self.check_alive()
             try:
                 self.get_json("/system_stats", timeout=5)
-                return
+                break
             except (OSError, ServerError):
                 pass
             if time.perf_counter() - t0 > self.start_timeout:
                 raise ServerError(f"ComfyUI did not answer /system_stats within {self.start_timeout:.0f} s\n"
                                   + self.log_tail())
             time.sleep(0.5)
+        self.startup_seconds = time.perf_counter() - t0
+        log.info("ComfyUI at %s ready after %.1f s", self.url, self.startup_seconds)
 
     def check_alive(self) -> None:
         if self.process is None:
@@ -180,15 +171,7 @@ class ComfyServer:
     # -- HTTP ------------------------------------------------------------------------------------
 
     def request(self, method: str, path: str, payload=None, timeout: float = 30.0):
-        data = None if payload is None else json.dumps(payload).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-        try:
-            with _OPENER.open(req, timeout=timeout) as resp:
-                body = resp.read()
-        except urllib.error.HTTPError as e:
-            raise HttpError(e.code, e.read().decode(errors="replace"), self.url + path) from None
-        return json.loads(body) if body else None
+        return request_json(method, self.url + path, payload, timeout)
 
     def get_json(self, path: str, timeout: float = 30.0):
         return self.request("GET", path, timeout=timeout)
