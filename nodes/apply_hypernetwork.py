@@ -4,9 +4,8 @@ from __future__ import annotations
 import logging
 import math
 
-import comfy.model_patcher
-
 from ..hn_core import as_scheduled
+from .companion_patcher import companion_patcher
 from .hypernetwork_folding import add_patches, can_fold, fold_into, unfold_all
 from .model_attention import attention_key_widths
 from .node_messages import show_on_node
@@ -74,10 +73,8 @@ class ApplyHypernetwork:
 
 
 def _companion_factory(model):
-    # Wrapping the network in a ModelPatcher lets ComfyUI load it with the model and count its memory.
     def companion_for(network):
-        return [comfy.model_patcher.ModelPatcher(
-            network, load_device=model.load_device, offload_device=model.offload_device)]
+        return [companion_patcher(network, model.load_device, model.offload_device)]
     return companion_for
 
 
