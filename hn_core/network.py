@@ -103,7 +103,8 @@ class Hypernetwork(torch.nn.Module):
         weight_dtype = weight.dtype
         k_delta = key_module(k.to(weight_dtype)).to(k.dtype)
         v_delta = value_module(v.to(weight_dtype)).to(v.dtype)
-        return k + k_delta * strength, v + v_delta * strength
+        # One pass over memory for the residual (x + strength * delta), not two.
+        return torch.add(k, k_delta, alpha=strength), torch.add(v, v_delta, alpha=strength)
 
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.parameters())

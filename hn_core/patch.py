@@ -11,6 +11,7 @@ import math
 
 import torch
 
+from .context_cache import ContextCache
 from .network import Hypernetwork
 from .strength_profile import StrengthProfile
 
@@ -39,6 +40,8 @@ class HypernetworkPatch:
         self.profile = profile if profile is not None else StrengthProfile()
         self.sigma_range = sigma_range
         self.companion_models = list(companion_models)
+        # Cross-attention gets the same text context in every layer and step: compute it once.
+        self._context_cache = ContextCache() if attention == "attn2" else None
 
     def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, extra_options: dict):
         if not self.network.has_dim(k.shape[-1]):
@@ -49,7 +52,10 @@ class HypernetworkPatch:
         rows = self._active_rows(extra_options.get("sigmas"), k.shape[0])
         if rows is False:
             return q, k, v
-        new_k, new_v = self.network.transform(k, v, strength)
+        if self._context_cache is not None:
+            new_k, new_v = self._context_cache.get(k, v, strength, lambda: self.network.transform(k, v, strength))
+        else:
+            new_k, new_v = self.network.transform(k, v, strength)
         if rows is not True:  # some rows of the batch are outside the range: keep them untouched
             mask = rows.to(k.device).view(-1, *([1] * (k.dim() - 1)))
             new_k, new_v = torch.where(mask, new_k, k), torch.where(mask, new_v, v)
@@ -84,4 +90,5 @@ class HypernetworkPatch:
         # inference, so clones share them instead of duplicating the network in memory.
         clone = copy.copy(self)
         clone.companion_models = list(self.companion_models)
+        clone._context_cache = ContextCache() if self.attention == "attn2" else None
         return clone
