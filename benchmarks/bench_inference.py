@@ -59,7 +59,10 @@ def main() -> None:
             builtin.set_model_attn1_patch(patch)
             builtin.set_model_attn2_patch(patch)
             variants[f"{case}: builtin"] = builtin
-            variants[f"{case}: ours"] = apply_node.apply(plain, hn.load_hypernetwork(path), 1.0)[0]
+            ours = apply_node.apply(plain, hn.load_hypernetwork(path), 1.0)[0]
+            folded = sum(hasattr(p, "hn_records") for p in ours.object_patches.values())
+            logger.info("%s: ours %s", case, f"folded into {folded} projections" if folded else "on the exact path")
+            variants[f"{case}: ours"] = ours
 
         def one_step(patcher):
             with torch.inference_mode():
