@@ -1,0 +1,105 @@
+"""No --server: the runner starts the embedded ComfyUI (this pack installed, the given input folder
+linked in), and the server goes away with the runner: killed (SIGKILL), interrupted (Ctrl-C) or done.
+The batch resumes across the three runs."""
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.batch.live import assert_png, load_image_workflow, manifest_jobs, start_runner, wait_until, write_workflow
+
+pytestmark = pytest.mark.e2e
+
+_SERVER = re.compile(r"ComfyUI server pid (\d+), http://127\.0\.0\.1:(\d+)")
+_BASE = re.compile(r"starting the embedded ComfyUI \(.*?\) in (\S+)")
+
+
+def process_gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state == "Z"  # exited; only its reaping is left to whoever adopted it
+
+
+def port_closed(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return False
+    except OSError:
+        return True
+
+
+def embedded_server_of(log: Path) -> tuple[int, int, Path]:
+    text = log.read_text()
+    pid, port = map(int, _SERVER.findall(text)[-1])
+    return pid, port, Path(_BASE.findall(text)[-1])
+
+
+def test_embedded_server_lives_and_dies_with_the_runner(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    noise = np.random.default_rng(0).integers(0, 256, (640, 640, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(images / "noise.png")
+    wf = write_workflow(tmp_path, "embedded", load_image_workflow("noise.png"))
+    out = tmp_path / "out"
+    args = (wf, "--input", images, "--set", "2.inputs.sigma=5..9", "--output", out)
+    names = [f"embedded__sigma={s}" for s in range(5, 10)]
+
+    def run_until(condition, log: Path, what: str):
+        runner = start_runner(*args, log_path=log)
+        try:
+            wait_until(lambda: runner.poll() is None and _SERVER.search(log.read_text()) and condition(), 600, what)
+        except BaseException:
+            runner.kill()
+            raise
+        return runner
+
+    # 1. SIGKILL the runner mid-batch: the kernel takes its server down with it.
+    first_log = tmp_path / "first.log"
+    runner = run_until(lambda: any(j["state"] == "done" for j in manifest_jobs(out).values()), first_log,
+                       "a job done by the first run")
+    pid, port, base = embedded_server_of(first_log)
+    runner.send_signal(signal.SIGKILL)
+    runner.wait(30)
+    wait_until(lambda: process_gone(pid), 30, f"the server (pid {pid}) to die with its runner")
+    assert port_closed(port)
+    shutil.rmtree(base.parent, ignore_errors=True)  # a killed runner cannot clean up its temp folder
+    done_first = {n for n, j in manifest_jobs(out).items() if j["state"] == "done"}
+
+    # 2. Ctrl-C: the runner stops the server, removes its base directory and exits 130.
+    second_log = tmp_path / "second.log"
+    runner = run_until(lambda: len([j for j in manifest_jobs(out).values() if j["state"] == "done"]) > len(done_first),
+                       second_log, "a job done by the second run")
+    pid, port, base = embedded_server_of(second_log)
+    runner.send_signal(signal.SIGINT)
+    assert runner.wait(120) == 130, second_log.read_text()[-4000:]
+    assert process_gone(pid) and port_closed(port) and not base.exists()
+    assert "interrupted; run the same command again to resume" in second_log.read_text()
+    done_second = {n for n, j in manifest_jobs(out).items() if j["state"] == "done"}
+    assert done_first < done_second
+
+    # 3. To the end: only the jobs not done yet run; the server is stopped afterwards.
+    third_log = tmp_path / "third.log"
+    runner = start_runner(*args, log_path=third_log)
+    assert runner.wait(600) == 0, third_log.read_text()[-4000:]
+    pid, port, base = embedded_server_of(third_log)
+    assert process_gone(pid) and port_closed(port) and not base.exists()
+    jobs = manifest_jobs(out)
+    assert sorted(jobs) == sorted(names) and all(j["state"] == "done" for j in jobs.values())
+    for name in names:
+        assert_png(out / f"{name}_3_0.png")
+        with Image.open(out / f"{name}_3_0.png") as image:  # the input folder's image, blurred
+            assert image.size == (640, 640)
+    assert (f"5 jobs: {5 - len(done_second)} done, {len(done_second)} already done, 0 failed"
+            in third_log.read_text())
+    # This pack was loaded by every embedded server (ComfyUI prints "(IMPORT FAILED)" otherwise).
+    server_log = (out / "comfyui-embedded.log").read_text()
+    assert len(re.findall(r"seconds: \S+/custom_nodes/comfyui-hypernetworks$", server_log, re.M)) == 3
