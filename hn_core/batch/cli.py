@@ -8,6 +8,8 @@ import sys
 from contextlib import ExitStack
 from pathlib import Path
 
+from tqdm.contrib.logging import logging_redirect_tqdm
+
 from .embedded_server import embedded_server
 from .errors import BatchError, ServerError
 from .jobs import expand_jobs
@@ -92,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         log.info("%d jobs from %d workflow(s)", len(jobs), len({j.workflow for j in jobs}))
         with ExitStack() as stack:
+            stack.enter_context(logging_redirect_tqdm())  # log lines above the progress bar, not through it
             servers = args.servers
             if not servers:
                 server = stack.enter_context(embedded_server(

@@ -76,9 +76,9 @@ async def run_batch_async(jobs: list[Job], servers: list[str], output_dir: Path,
             else:
                 pending.append(job)
         progress = BatchProgress(len(jobs), len(results), show_progress)
+        scheduler = Scheduler(live, manifest, output_dir, progress, use_websocket=use_websocket,
+                              poll_interval=poll_interval, timeout=timeout)
         try:
-            scheduler = Scheduler(live, manifest, output_dir, progress, use_websocket=use_websocket,
-                                  poll_interval=poll_interval, timeout=timeout)
             results.update(await scheduler.run(pending, adopted))
         finally:
             progress.close()

@@ -9,8 +9,9 @@ import pytest
 from PIL import Image
 
 from hn_core.batch import expand_jobs, parse_override, run_batch
+from hn_core.batch.sync_http import request_json
 from tests.batch.live import (SLOW_SIZE, assert_png, blur_workflow, history_ids, load_image_workflow, manifest_jobs,
-                              run_runner, servers, start_runner, wait_until, write_workflow)
+                              run_runner, running_prompt, servers, start_runner, wait_until, write_workflow)
 
 pytestmark = pytest.mark.e2e
 
@@ -142,3 +143,18 @@ def test_resume_after_the_runner_is_killed(two_servers, tmp_path):
     # The job in flight at the kill was looked for on the server before anything else ran.
     assert "while the runner was away" in proc.stderr or "no longer knows its prompt" in proc.stderr
     assert json.loads((out / "manifest.json").read_text())["version"] == 1
+
+
+def test_a_job_over_its_time_limit_is_cancelled_on_the_server(two_servers, tmp_path):
+    server = two_servers[0]
+    wf = write_workflow(tmp_path, "late", blur_workflow(size=1024, radius=31))
+    out = tmp_path / "out"
+    proc = run_runner(wf, "--server", server.url, "--timeout", "0.5", "--set", "1.color=77", "--output", out)
+    assert proc.returncode == 1, proc.stderr[-4000:]
+    job = manifest_jobs(out)["late"]
+    assert job["state"] == "failed" and job["error"] == "the job did not finish in time; it was cancelled on the server"
+    assert not (out / "late_3_0.png").exists()
+    # Interrupted, not left running: the server goes idle and records no success for it.
+    wait_until(lambda: running_prompt(server) is None, 120, "the server to go idle")
+    entry = request_json("GET", f"{server.url}/history/{job['prompt_id']}").get(job["prompt_id"])
+    assert entry is None or entry["status"]["status_str"] != "success"
