@@ -66,6 +66,7 @@ async def _follow(stream: EventStream, prompt_id: str, on_event: OnEvent, deadli
         async for event, data in stream:
             if data.get("prompt_id") not in (prompt_id, None):
                 continue
+            log.debug("websocket: %s %s", event, {k: v for k, v in data.items() if k != "output"})
             on_event(event, data)
             if event in _TERMINAL and data.get("prompt_id") == prompt_id:
                 return

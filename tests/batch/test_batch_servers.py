@@ -28,8 +28,11 @@ def test_one_server_sweep_downloads_outputs_and_a_rerun_redoes_nothing(two_serve
     out = tmp_path / "out"
     before = history_ids(server)
     proc = run_runner(wf, "--server", server.url, "--set", "1.inputs.color=250..252", "--set", "Canvas.height=32",
-                      "--output", out)
+                      "--output", out, "--verbose")
     assert proc.returncode == 0, proc.stderr[-4000:]
+    # Followed over the websocket: ComfyUI's messages for each prompt, up to its end.
+    assert "no websocket" not in proc.stderr
+    assert proc.stderr.count("websocket: execution_success") == 3 and "websocket: executing {'node': '2'" in proc.stderr
     names = ["blur__color=250", "blur__color=251", "blur__color=252"]
     jobs = manifest_jobs(out)
     assert sorted(jobs) == names and all(jobs[n]["state"] == "done" for n in names)
