@@ -11,9 +11,12 @@ Per job (by name): the prompt's hash, its state and where it ran:
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..atomic_write import atomic_write
@@ -77,3 +80,20 @@ class Manifest:
     def save(self) -> None:
         text = json.dumps({"version": VERSION, "jobs": self.jobs}, indent=1, sort_keys=True) + "\n"
         atomic_write(self.path, lambda f: f.write(text.encode()))
+
+
+@contextmanager
+def exclusive(path: Path):
+    """Hold ``<manifest>.lock`` while a batch runs: two runners on one output folder would run its
+    jobs twice. The kernel drops the lock when the holder dies, however it dies."""
+    lock_path = Path(f"{path}.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BatchError(f"another batch runner is using {path} (lock {lock_path})") from None
+        yield
+    finally:
+        os.close(fd)

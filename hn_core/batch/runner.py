@@ -15,7 +15,7 @@ import aiohttp
 from .client import ComfyClient
 from .errors import BatchError, ServerError
 from .jobs import Job
-from .manifest import FILE_NAME, Manifest
+from .manifest import FILE_NAME, Manifest, exclusive
 from .progress import BatchProgress
 from .results import SKIPPED, BatchResult, JobResult
 from .scheduler import Scheduler
@@ -45,8 +45,14 @@ async def run_batch_async(jobs: list[Job], servers: list[str], output_dir: Path,
         raise BatchError("no server to run the jobs on")
     output_dir = Path(output_dir).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
-    manifest = Manifest(manifest_path or output_dir / FILE_NAME, output_dir)
+    manifest_path = Path(manifest_path or output_dir / FILE_NAME)
+    with exclusive(manifest_path):
+        return await _run(jobs, servers, output_dir, Manifest(manifest_path, output_dir), use_websocket=use_websocket,
+                          poll_interval=poll_interval, timeout=timeout, show_progress=show_progress)
 
+
+async def _run(jobs: list[Job], servers: list[str], output_dir: Path, manifest: Manifest, *, use_websocket: bool,
+               poll_interval: float, timeout: float | None, show_progress: bool | None) -> BatchResult:
     results: dict[str, JobResult] = {}
     to_do = []
     for job in jobs:
