@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9.+-]+")
 _VALUE_CHARS = 40
+_MAX_NAME = 160
 
 
 @dataclass
@@ -91,7 +92,11 @@ def _value_text(value) -> str:
 
 
 def _make_names_unique(jobs: list[Job]) -> None:
-    # Values that differ only in characters a file name cannot hold would share a name.
+    # Values that differ only in characters a file name cannot hold would share a name; many sweeps
+    # would make one too long for a file name (255 bytes, with "_<node>_<index>.png" still to come).
+    for job in jobs:
+        if len(job.name) > _MAX_NAME:
+            job.name = f"{job.name[:_MAX_NAME - 9]}~{job.prompt_hash[:8]}"
     counts: dict[str, int] = {}
     for job in jobs:
         counts[job.name] = counts.get(job.name, 0) + 1

@@ -11,13 +11,17 @@ Per job (by name): the prompt's hash, its state and where it ran:
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: runs unlocked
+    fcntl = None
 
 from ..atomic_write import atomic_write
 from .errors import BatchError
@@ -85,7 +89,10 @@ class Manifest:
 @contextmanager
 def exclusive(path: Path):
     """Hold ``<manifest>.lock`` while a batch runs: two runners on one output folder would run its
-    jobs twice. The kernel drops the lock when the holder dies, however it dies."""
+    jobs twice. The kernel drops the lock when the holder dies, however it dies. (No lock without fcntl.)"""
+    if fcntl is None:
+        yield
+        return
     lock_path = Path(f"{path}.lock")
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)

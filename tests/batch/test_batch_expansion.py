@@ -104,6 +104,14 @@ def test_names_stay_file_safe_and_unique():
     assert all("/" not in n and " " not in n for n in names)
 
 
+def test_long_names_are_cut_and_stay_unique():
+    jobs = expand({"w" * 80: blur_workflow()}, "3.filename_prefix=" + ",".join("x" * 39 + str(i) for i in range(3)),
+                  "Canvas.width=1,2", "Canvas.height=1,2", "Canvas.batch_size=1,2", "Canvas.color=1,2")
+    names = [j.name for j in jobs]
+    assert len(set(names)) == len(names) == 48 and max(map(len, names)) == 160
+    assert all(n.startswith("w" * 80 + "__filename_prefix=") and n[-9] == "~" for n in names)
+
+
 def test_shared_input_names_are_labelled_with_the_node():
     wf = blur_workflow()
     wf["4"] = {"class_type": "ImageBlur", "inputs": {"image": ["2", 0], "blur_radius": 1, "sigma": 1.0}}
