@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from hn_core.batch import expand_jobs, parse_override, run_batch
+from hn_core.batch.manifest import Manifest
 from hn_core.batch.sync_http import request_json
 from tests.batch.live import (SLOW_SIZE, assert_png, blur_workflow, history_ids, load_image_workflow, manifest_jobs,
                               run_runner, running_prompt, servers, start_runner, wait_until, write_workflow)
@@ -161,3 +162,19 @@ def test_a_job_over_its_time_limit_is_cancelled_on_the_server(two_servers, tmp_p
     wait_until(lambda: running_prompt(server) is None, 120, "the server to go idle")
     entry = request_json("GET", f"{server.url}/history/{job['prompt_id']}").get(job["prompt_id"])
     assert entry is None or entry["status"]["status_str"] != "success"
+
+
+def test_a_prompt_the_server_forgot_is_run_again(two_servers, tmp_path):
+    # As after a server restart: the manifest says the job was sent, the server has no such prompt.
+    server = two_servers[1]
+    wf = write_workflow(tmp_path, "forgot", blur_workflow(size=16))
+    out = tmp_path / "out"
+    [job] = expand_jobs({"forgot": json.loads(wf.read_text())}, [parse_override("1.color=5")])
+    Manifest(out / "manifest.json", out).mark_queued(job, server.url, "prompt-from-before-the-restart")
+    before = history_ids(server)
+    proc = run_runner(wf, "--server", server.url, "--set", "1.color=5", "--output", out)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert f"job forgot: {server.url} no longer knows its prompt prompt-from-before-the-restart" in proc.stderr
+    entry = manifest_jobs(out)["forgot"]
+    assert entry["state"] == "done" and history_ids(server) - before == {entry["prompt_id"]}
+    assert_png(out / "forgot_3_0.png")
