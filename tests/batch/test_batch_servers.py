@@ -77,7 +77,7 @@ def test_two_servers_share_the_jobs(two_servers, tmp_path):
     result = run_batch(jobs, [s.url for s in two_servers], tmp_path / "out", show_progress=False)
     assert result.ok and [r.status for r in result.results] == ["done"] * 8
     served = {s.url: sum(r.server == s.url for r in result.results) for s in two_servers}
-    assert all(count >= 2 for count in served.values()), served
+    assert all(count >= 1 for count in served.values()) and sum(served.values()) == 8, served
     for server, seen in zip(two_servers, before):
         assert len(history_ids(server) - seen) == served[server.url]
     for r in result.results:
