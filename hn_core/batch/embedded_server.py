@@ -41,23 +41,28 @@ def find_comfyui(explicit: Path | None = None) -> Path:
 def embedded_server(*, comfy_root: Path | None = None, checkpoints: Iterable[Path] = (),
                     hypernetworks: Iterable[Path] = (), input_dir: Path | None = None,
                     log_path: Path | None = None, extra_args: Iterable[str] = (),
-                    pycache_dir: Path | None = DEFAULT_PYCACHE) -> Iterator[ComfyServer]:
-    """A started ComfyServer with the given model files and input folder linked into its base directory."""
+                    pycache_dir: Path | None = DEFAULT_PYCACHE, base_root: Path | None = None) -> Iterator[ComfyServer]:
+    """A started ComfyServer with the given model files and input folder linked into its base directory.
+
+    ``base_root``: keep the base directory there (what the server saved, e.g. a trained hypernetwork
+    in ``server.base.hypernetworks``, outlives the server) instead of a temporary one.
+    """
     root = find_comfyui(comfy_root)
     for path in [*checkpoints, *hypernetworks, *([input_dir] if input_dir else [])]:
         if not Path(path).exists():
             raise BatchError(f"{path} does not exist")
-    temp = Path(tempfile.mkdtemp(prefix="hn-batch-comfyui-"))
+    temp = None if base_root is not None else Path(tempfile.mkdtemp(prefix="hn-batch-comfyui-"))
     try:
-        base = prepare_base_dir(temp / "base", input_dir=input_dir)
+        base = prepare_base_dir(base_root if temp is None else temp / "base", input_dir=input_dir)
         for path in checkpoints:
             link_into(base.checkpoints / Path(path).name, Path(path))
         for path in hypernetworks:
             link_into(base.hypernetworks / Path(path).name, Path(path))
-        server = ComfyServer(root, base, log_path or temp / "comfyui.log", extra_args=list(extra_args),
+        server = ComfyServer(root, base, log_path or base.root / "comfyui.log", extra_args=list(extra_args),
                              pycache_dir=pycache_dir)
         log.info("starting the embedded ComfyUI (%s) in %s", root, base.root)
         with server:
             yield server
     finally:
-        shutil.rmtree(temp, ignore_errors=True)
+        if temp is not None:
+            shutil.rmtree(temp, ignore_errors=True)

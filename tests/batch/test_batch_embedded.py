@@ -3,6 +3,7 @@ linked in), and the server goes away with the runner: killed (SIGKILL), interrup
 The batch resumes across the three runs."""
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import signal
@@ -13,7 +14,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.batch.live import assert_png, load_image_workflow, manifest_jobs, start_runner, wait_until, write_workflow
+from hn_core.batch import embedded_server, expand_jobs, parse_override, run_batch
+from hn_core.batch.sync_http import request_json
+from tests.batch.live import (assert_png, blur_workflow, load_image_workflow, manifest_jobs, start_runner, wait_until,
+                              write_workflow)
 
 pytestmark = pytest.mark.e2e
 
@@ -103,3 +107,25 @@ def test_embedded_server_lives_and_dies_with_the_runner(tmp_path):
     # This pack was loaded by every embedded server (ComfyUI prints "(IMPORT FAILED)" otherwise).
     server_log = (out / "comfyui-embedded.log").read_text()
     assert len(re.findall(r"seconds: \S+/custom_nodes/comfyui-hypernetworks$", server_log, re.M)) == 3
+
+
+def test_embedded_server_from_python_with_files_linked_in_and_a_kept_base(tmp_path):
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "my_model.safetensors").write_bytes(b"only listed, never loaded")
+    (models / "my_style.pt").write_bytes(b"only listed, never loaded")
+    base_root = tmp_path / "kept-base"
+    jobs = expand_jobs({"py": blur_workflow(size=16)}, [parse_override("1.color=1,2")])
+    with embedded_server(checkpoints=[models / "my_model.safetensors"], hypernetworks=[models / "my_style.pt"],
+                         base_root=base_root) as server:
+        info = request_json("GET", server.url + "/object_info/LoadHypernetwork")  # the pack is loaded
+        assert "my_style.pt" in json.dumps(info["LoadHypernetwork"]["input"]["required"]["hypernetwork_name"])
+        ckpt = request_json("GET", server.url + "/object_info/CheckpointLoaderSimple")
+        assert "my_model.safetensors" in json.dumps(ckpt["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"])
+        result = run_batch(jobs, [server.url], tmp_path / "out", show_progress=False)
+        pid, port = server.pid, server.port
+    assert result.ok and [p.name for r in result.results for p in r.outputs] == ["py__color=1_3_0.png", "py__color=2_3_0.png"]
+    assert process_gone(pid) and port_closed(port)
+    # The base directory stays: what ComfyUI itself saved is still there.
+    assert sorted(p.name for p in (base_root / "output").iterdir()) == ["batch_00001_.png", "batch_00002_.png"]
+    assert (base_root / "comfyui.log").is_file()
