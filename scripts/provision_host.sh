@@ -73,4 +73,16 @@ fi
 log "installing the pack's requirements and the test tools"
 pip_install -r "$root/requirements.txt" -r "$root/requirements-dev.txt"
 
+# Headless Chromium for the frontend tests (tests/e2e/test_frontend.py): Debian's package, because
+# browsers cannot be downloaded from CDNs here. Playwright (requirements-dev.txt) only drives it.
+if [ -z "${HN_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+        log "installing chromium (apt)"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+        log "WARNING: no chromium and no root apt-get: install Debian's chromium or set HN_CHROMIUM, else the frontend tests fail"
+    fi
+fi
+
 echo "$comfy_root"

@@ -1,0 +1,88 @@
+"""Every UI workflow opens cleanly in the real ComfyUI web frontend, in headless Chromium.
+
+The frontend is the ``comfyui-frontend-package`` the test server serves; the browser is Debian's
+``chromium``, driven with Playwright. For each ``workflows/*.json``: no dialog or warning (the
+missing-node-types dialog above all), no console error, every node a registered type, every
+widget value one its node allows, and the pack's nodes on the graph. A screenshot of the loaded
+graph goes into the test's tmp dir.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from playwright.sync_api import sync_playwright
+
+from hn_core.batch.base_dir import PACK_NAME
+from tests.e2e.frontend_page import VIEWPORT, FrontendPage, chromium_path
+from tools.demo_dataset import install_into
+from tools.layout import REPO_ROOT
+
+pytestmark = pytest.mark.e2e
+
+UI_WORKFLOWS = sorted((REPO_ROOT / "workflows").glob("*.json"))
+
+
+@pytest.fixture(scope="module")
+def frontend_server(e2e_server):
+    """The e2e server, with what the workflows select in place and the first-run template
+    browser switched off (it opens over the canvas of a fresh user)."""
+    server, base = e2e_server
+    install_into(base.input)
+    server.post_json("/settings/Comfy.TutorialCompleted", True)
+    return server
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, frontend_server):
+    page = FrontendPage(browser, frontend_server.url)
+    page.open()
+    yield page
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def pack_node_types(object_info) -> set[str]:
+    return {name for name, spec in object_info.items() if spec.get("python_module", "").endswith(PACK_NAME)}
+
+
+@pytest.mark.parametrize("ui_path", UI_WORKFLOWS, ids=lambda p: p.stem)
+def test_ui_workflow_loads_cleanly(ui_path: Path, page, pack_node_types, tmp_path):
+    workflow = json.loads(ui_path.read_text())
+    report = page.load_workflow(workflow, ui_path.stem)
+    shot = tmp_path / f"{ui_path.stem}.png"
+    page.screenshot(shot)
+
+    assert report.problems == []
+    assert len(report.nodes) == len(workflow["nodes"])
+    file_pack_nodes = {n["type"] for n in workflow["nodes"]} & pack_node_types
+    assert file_pack_nodes, f"{ui_path.name} uses none of the pack's nodes"
+    assert file_pack_nodes <= report.node_types
+    with Image.open(shot) as image:
+        assert image.size == (VIEWPORT["width"], VIEWPORT["height"])
+        assert np.asarray(image.convert("L")).std() > 10  # a drawn graph, not a blank canvas
+
+
+def test_a_broken_workflow_is_reported(page):
+    # The checks must be able to fail: an unknown node type and a sampler the server lacks.
+    workflow = json.loads((REPO_ROOT / "workflows" / "apply_hypernetwork.json").read_text())
+    broken = copy.deepcopy(workflow)
+    loader = next(n for n in broken["nodes"] if n["type"] == "LoadHypernetwork")
+    loader["type"] = "NoSuchHypernetworkNode"
+    sampler = next(n for n in broken["nodes"] if n["type"] == "KSampler")
+    sampler["widgets_values"][4] = "no_such_sampler"
+    problems = "\n".join(page.load_workflow(broken, "broken").problems)
+    assert "NoSuchHypernetworkNode" in problems and "missing nodes" in problems.lower()
+    assert "'no_such_sampler' is not one of" in problems
