@@ -1,93 +1,103 @@
-"""The main job: a headless ComfyUI with this pack runs the shipped workflows end to end.
+"""The main job: the shipped demo through the batch runner on a headless ComfyUI with this pack.
 
-    bash scripts/run_main_job.sh [--checkpoint NAME_OR_PATH] [--workflows DIR] [--output DIR]
+    bash scripts/run_main_job.sh [--checkpoint NAME_OR_PATH] [--output DIR] [--set NODE.inputs.NAME=VALUE ...]
 
 (the script provisions the host, then runs ``python -m tools.main_job --comfyui <root> ...``).
 
-1. prepare ``<output>/base`` as ComfyUI's ``--base-directory``: this repository linked into
-   ``custom_nodes/``, ``models/checkpoints``, ``models/hypernetworks``, ``output/``;
-2. the checkpoint: the one named, else the embedded default model (``tools.default_model``,
-   cached under ``--cache``);
-3. the demo hypernetwork (``tools.demo_hypernetwork``) into ``models/hypernetworks``;
-4. start ComfyUI on 127.0.0.1, check that it lists the pack's nodes;
-5. run every API workflow in ``--workflows`` with the job's checkpoint, check the images on disk;
-6. log a summary (also written to ``<output>/summary.json``), stop the server whatever happened.
+1. the checkpoint: the one named, else the embedded default model (``tools.default_model``: a
+   seeded SD1.5-layout checkpoint with random weights, generated once into ``--cache``);
+2. the demo hypernetwork (``tools.demo_hypernetwork``) and the demo dataset (``datasets/``,
+   captioned images made by the project) are staged for the server;
+3. the batch runner (``hn_core.batch``) starts its embedded ComfyUI on 127.0.0.1 and runs every
+   API workflow in ``--workflows``: train a hypernetwork on the demo images, save it, render a
+   strength sweep with and without it; apply one; stack two with a strength schedule;
+4. into ``--output``: ``images/`` (every output, named by job), ``contact_sheet.png``,
+   ``loss_graph.png``, ``hypernetworks/`` (what the training saved), ``summary.json``,
+   ``comfyui.log``; the server is always stopped.
 
-Exit status: 0 when every workflow succeeded, 1 when one failed, 2 when the job could not start.
+A second run with the same inputs finds its jobs done in ``images/manifest.json`` and only
+rebuilds the sheet; ``--fresh`` starts over. Exit status: 0 when every job succeeded, 1 when one
+failed, 2 when the job could not start, 130 on Ctrl-C.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import logging
-import os
+import shutil
 import signal
 import sys
 import time
 from pathlib import Path
 
-from hn_core.batch.base_dir import BaseDir, link_into, prepare_base_dir
-from hn_core.batch.errors import BatchError, ServerError
-from hn_core.batch.server_process import ComfyServer, server_env
-from hn_core.batch.workflows import load_api_workflows
+from hn_core.atomic_write import atomic_write
+from hn_core.batch import (BatchError, BatchResult, ServerError, embedded_server, expand_jobs, find_comfyui,
+                           load_api_workflows, parse_override, run_batch, server_env)
 
 from . import default_model
+from .contact_sheet import contact_sheet
+from .demo_dataset import install_into
 from .demo_hypernetwork import write_demo
-from .layout import DEFAULT_CACHE, DEFAULT_OUTPUT, DEFAULT_WORKFLOWS, REPO_ROOT
-from .prompts import WorkflowResult, missing_node_types, run_workflow, substitute_models
+from .layout import DEFAULT_CACHE, DEFAULT_OUTPUT, DEFAULT_WORKFLOWS
+from .prompts import missing_node_types, substitute_models
 
 log = logging.getLogger("main_job")
 
-PACK_NODES = ("LoadHypernetwork", "ApplyHypernetwork")
+PACK_NODES = ("LoadHypernetwork", "ApplyHypernetwork", "HypernetworkStrength", "TrainHypernetwork",
+              "SaveHypernetwork")
+LOSS_GRAPH = "LossGraphNode"
 
 
 class SetupError(RuntimeError):
-    """The job cannot run: bad arguments, a missing file, a server that does not come up."""
+    """The job cannot run: bad arguments, a missing file, a server without the pack's nodes."""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="run_main_job.sh", description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", metavar="NAME_OR_PATH",
-                   help="a checkpoint file, or a name in <output>/base/models/checkpoints or the ComfyUI "
-                        "tree's models/checkpoints (default: the embedded default model)")
+                   help="a checkpoint file, or a name in the ComfyUI tree's models/checkpoints "
+                        "(default: the embedded default model, random weights)")
     p.add_argument("--workflows", type=Path, default=DEFAULT_WORKFLOWS, metavar="DIR",
                    help="folder of API-format workflow JSON files (default: workflows/api)")
     p.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, metavar="DIR",
-                   help="where the base directory, server log and summary go (default: out/main_job)")
+                   help="where images, contact sheet, loss graph, log and summary go (default: out/main_job)")
     p.add_argument("--cache", type=Path, default=DEFAULT_CACHE, metavar="DIR",
                    help="kept between runs: the default model and bytecode (default: out/cache)")
     p.add_argument("--default-model", choices=sorted(default_model.UNET_CONFIGS), default=default_model.DEFAULT_VARIANT,
                    help="which embedded default model to use when no --checkpoint is given")
+    p.add_argument("--set", action="append", default=[], metavar="NODE.inputs.NAME=VALUE",
+                   help="an override or sweep for the batch runner (see python -m hn_core.batch --help)")
+    p.add_argument("--fresh", action="store_true", help="forget the jobs an earlier run finished")
     p.add_argument("--comfyui", type=Path, default=None,
                    help="the ComfyUI tree (default: $COMFYUI_PATH, else .host/ComfyUI)")
-    p.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per workflow")
+    p.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per job")
     p.add_argument("--server-arg", action="append", default=[], metavar="ARG",
                    help="extra argument for ComfyUI's main.py, e.g. --server-arg=--disable-metadata")
     return p.parse_args(argv)
 
 
-def comfy_root_from(arg: Path | None) -> Path:
-    root = arg or Path(os.environ.get("COMFYUI_PATH") or REPO_ROOT / ".host" / "ComfyUI")
-    root = root.expanduser().resolve()
-    if not (root / "main.py").is_file():
-        raise SetupError(f"no ComfyUI at {root}: run scripts/provision_host.sh or set COMFYUI_PATH")
-    return root
-
-
-def resolve_checkpoint(spec: str, base: BaseDir, comfy_root: Path) -> str:
-    """Make the named checkpoint visible in the base directory; return its ComfyUI name."""
+def resolve_checkpoint(spec: str, comfy_root: Path) -> Path:
     path = Path(spec).expanduser()
     if path.is_file():
-        link_into(base.checkpoints / path.name, path)
-        return path.name
-    if (base.checkpoints / spec).is_file():
-        return spec
+        return path.resolve()
     in_tree = comfy_root / "models" / "checkpoints" / spec
     if in_tree.is_file():  # a user's own ComfyUI checkout (COMFYUI_PATH): linked, never copied or moved
-        link_into(base.checkpoints / Path(spec).name, in_tree)
-        return Path(spec).name
-    raise SetupError(f"checkpoint {spec!r} not found: not a file, not in {base.checkpoints}, "
-                     f"not in {comfy_root / 'models' / 'checkpoints'}")
+        return in_tree.resolve()
+    raise SetupError(f"checkpoint {spec!r} not found: not a file, not in {comfy_root / 'models' / 'checkpoints'}")
+
+
+def default_checkpoint(args, comfy_root: Path, cache: Path, summary: dict) -> Path:
+    t0 = time.perf_counter()
+    path, generated = default_model.ensure_default_model(
+        comfy_root, cache, args.default_model, env=server_env(cache / "pycache"))
+    seconds = time.perf_counter() - t0
+    log.info("No checkpoint named: using the embedded default model %s (%s layout, RANDOM weights, "
+             "%.0f MB, %s in %.1f s). The images show the pipeline working, not a picture.",
+             path.name, args.default_model, path.stat().st_size / 1e6,
+             "generated" if generated else "found in the cache", seconds)
+    summary["default_model"] = {"path": str(path), "variant": args.default_model, "generated": generated,
+                                "seconds": round(seconds, 2), "bytes": path.stat().st_size}
+    return path
 
 
 def combo_options(object_info: dict, node: str, name: str) -> list[str]:
@@ -108,65 +118,101 @@ def check_server(object_info: dict, checkpoint: str, hypernetwork: str) -> None:
         raise SetupError(f"ComfyUI does not list the hypernetwork {hypernetwork!r}")
 
 
-def run(args: argparse.Namespace, summary: dict) -> list[WorkflowResult]:
-    comfy_root = comfy_root_from(args.comfyui)
+def run(args: argparse.Namespace, summary: dict) -> BatchResult:
+    comfy_root = find_comfyui(args.comfyui)
     output = args.output.expanduser().resolve()
     cache = args.cache.expanduser().resolve()
-    base = prepare_base_dir(output / "base")
-    summary.update(comfyui=str(comfy_root), base_directory=str(base.root))
-    log.info("ComfyUI tree %s (read only); base directory %s", comfy_root, base.root)
+    images = output / "images"
+    if args.fresh and images.exists():
+        shutil.rmtree(images)
+    summary.update(comfyui=str(comfy_root), output=str(output))
 
     workflows = load_api_workflows(args.workflows)
     if not workflows:
         raise SetupError(f"no API-format workflows (*.json) in {args.workflows}")
+    overrides = [parse_override(spec) for spec in args.set]
+    checkpoint = (resolve_checkpoint(args.checkpoint, comfy_root) if args.checkpoint
+                  else default_checkpoint(args, comfy_root, cache, summary))
+    summary["checkpoint"] = str(checkpoint)
 
-    if args.checkpoint:
-        checkpoint = resolve_checkpoint(args.checkpoint, base, comfy_root)
-    else:
-        t0 = time.perf_counter()
-        path, generated = default_model.ensure_default_model(
-            comfy_root, cache, args.default_model, env=server_env(cache / "pycache"))
-        seconds = time.perf_counter() - t0
-        log.info("default model %s (%s, %.0f MB) %s in %.1f s", path.name, args.default_model,
-                 path.stat().st_size / 1e6, "generated" if generated else "found in the cache", seconds)
-        summary["default_model"] = {"path": str(path), "variant": args.default_model, "generated": generated,
-                                    "seconds": round(seconds, 2), "bytes": path.stat().st_size}
-        link_into(base.checkpoints / path.name, path)
-        checkpoint = path.name
-    summary["checkpoint"] = checkpoint
-    hypernetwork = write_demo(base.hypernetworks).name
+    staging = output / "staging"  # what the server sees besides the checkpoint
+    demo = write_demo(staging / "hypernetworks")
+    install_into(staging / "input")
 
-    server = ComfyServer(comfy_root, base, output / "comfyui.log", extra_args=args.server_arg,
-                         pycache_dir=cache / "pycache")
-    results: list[WorkflowResult] = []
-    try:
-        server.start()
-        summary["server"] = {"pid": server.pid, "port": server.port, "startup_seconds": round(server.startup_seconds, 2),
-                             "log": str(server.log_path)}
+    with embedded_server(comfy_root=comfy_root, checkpoints=[checkpoint], hypernetworks=[demo],
+                         input_dir=staging / "input", log_path=output / "comfyui.log",
+                         extra_args=args.server_arg, pycache_dir=cache / "pycache") as server:
+        summary["server"] = {"pid": server.pid, "port": server.port, "log": str(server.log_path),
+                             "startup_seconds": round(server.startup_seconds or 0.0, 2)}
         object_info = server.get_json("/object_info", timeout=120)
-        check_server(object_info, checkpoint, hypernetwork)
+        check_server(object_info, checkpoint.name, demo.name)
         available = set(combo_options(object_info, "LoadHypernetwork", "hypernetwork_name"))
-        for name, workflow in workflows.items():
-            prompt = substitute_models(workflow, checkpoint, hypernetwork, available)
+        prompts = {name: substitute_models(workflow, checkpoint.name, demo.name, available)
+                   for name, workflow in workflows.items()}
+        for name, prompt in prompts.items():
             unknown = missing_node_types(prompt, object_info)
             if unknown:
-                log.error("workflow %s uses node types this ComfyUI does not have: %s", name, unknown)
-                results.append(WorkflowResult(name, False, 0.0, error=f"unknown node types {unknown}"))
-                continue
-            results.append(run_workflow(server, name, prompt, base.output, args.timeout))
-        if not all(r.ok for r in results):
-            log.info("the server's full log: %s", server.log_path)
-    finally:
-        server.stop()
-    return results
+                raise SetupError(f"workflow {name} uses node types this ComfyUI does not have: {unknown}")
+        jobs = expand_jobs(prompts, overrides)
+        log.info("running %d jobs through the batch runner on %s", len(jobs), server.url)
+        result = run_batch(jobs, [server.url], images, timeout=args.timeout)
+        summary["trained_hypernetworks"] = [str(p) for p in keep_trained(server.base.hypernetworks, output)]
+    return result
 
 
-def log_summary(results: list[WorkflowResult]) -> None:
-    log.info("summary:")
-    log.info("  %-28s %-6s %8s  %s", "workflow", "status", "seconds", "outputs")
-    for r in results:
-        outputs = ", ".join(str(p) for p in r.outputs) if r.ok else (r.error or "").splitlines()[0]
-        log.info("  %-28s %-6s %8.1f  %s", r.name, "ok" if r.ok else "FAILED", r.seconds, outputs)
+def keep_trained(folder: Path, output: Path) -> list[Path]:
+    """Copy what training saved (real files, not the links the job put there) out of the server's
+    temporary base directory, before it is removed."""
+    kept = []
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            target = output / "hypernetworks" / path.relative_to(folder)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+            kept.append(target)
+    return kept
+
+
+def node_of(job, output: Path) -> tuple[str, dict]:
+    """The node that wrote ``output`` (named ``<job>_<node id>_<index>.<ext>`` by the runner)."""
+    node_id = output.name[len(job.name) + 1:].split("_")[0]
+    return node_id, job.prompt.get(node_id, {})
+
+
+def write_sheets(result: BatchResult, output: Path, summary: dict) -> None:
+    rows, loss_graphs = [], []
+    for job_result in result.results:
+        renders = []
+        for path in job_result.outputs:
+            node_id, node = node_of(job_result.job, path)
+            if node.get("class_type") == LOSS_GRAPH:
+                loss_graphs.append((job_result.job.name, path))
+            else:
+                label = str(node.get("inputs", {}).get("filename_prefix") or f"node {node_id}")
+                renders.append((_graph_order(node_id), label, path))
+        rows.append((job_result.job.name, [(label, path) for _o, label, path in sorted(renders)]))
+    if any(items for _t, items in rows):
+        summary["contact_sheet"] = str(contact_sheet(rows, output / "contact_sheet.png"))
+    for job_name, path in loss_graphs:
+        target = output / ("loss_graph.png" if len(loss_graphs) == 1 else f"loss_graph_{job_name}.png")
+        shutil.copy2(path, target)
+        summary.setdefault("loss_graphs", []).append(str(target))
+
+
+def _graph_order(node_id: str) -> tuple:
+    # Save nodes in the order the workflow lists them (a sweep's strengths ascending, as authored).
+    return (0, int(node_id), "") if node_id.isdigit() else (1, 0, node_id)
+
+
+def log_summary(result: BatchResult, summary: dict) -> None:
+    for line in result.summary_lines():
+        log.info("%s", line)
+    log.info("outputs in %s:", summary["output"])
+    for r in result.results:
+        log.info("  %-32s %-7s %6.1f s  %s", r.job.name, r.status, r.seconds, ", ".join(p.name for p in r.outputs))
+    for key in ("contact_sheet", "loss_graphs", "trained_hypernetworks"):
+        if summary.get(key):
+            log.info("  %s: %s", key.replace("_", " "), summary[key])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,25 +221,30 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # SIGTERM's default kills without unwinding; exit normally instead so the server is stopped.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    started = time.perf_counter()
     summary: dict = {"ok": False}
     status = 2
+    output = args.output.expanduser().resolve()
     try:
-        results = run(args, summary)
-        summary["workflows"] = [{"name": r.name, "ok": r.ok, "seconds": round(r.seconds, 2),
-                                 "outputs": [str(p) for p in r.outputs], "error": r.error} for r in results]
-        log_summary(results)
-        summary["ok"] = bool(results) and all(r.ok for r in results)
+        result = run(args, summary)
+        summary["jobs"] = [{"name": r.job.name, "status": r.status, "seconds": round(r.seconds, 2),
+                            "server": r.server, "outputs": [str(p) for p in r.outputs], "error": r.error}
+                           for r in result.results]
+        write_sheets(result, output, summary)
+        log_summary(result, summary)
+        summary["ok"] = bool(result.results) and result.ok
         status = 0 if summary["ok"] else 1
-    except (SetupError, ServerError, BatchError) as e:
+    except (SetupError, BatchError, ServerError, OSError) as e:
         log.error("%s", e)
     except KeyboardInterrupt:
         log.error("interrupted")
         status = 130
     finally:
-        out = args.output.expanduser().resolve()
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    log.info("main job %s (exit %d)", "succeeded" if status == 0 else "FAILED", status)
+        summary["seconds"] = round(time.perf_counter() - started, 1)
+        text = json.dumps(summary, indent=2) + "\n"
+        atomic_write(output / "summary.json", lambda f: f.write(text.encode()))
+    log.info("main job %s in %.0f s (exit %d); everything is in %s", "succeeded" if status == 0 else "FAILED",
+             summary["seconds"], status, output)
     return status
 
 

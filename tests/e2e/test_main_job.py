@@ -8,6 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -22,26 +23,60 @@ def files_written_since(root: Path, since: float) -> list[Path]:
             and p.stat().st_mtime >= since]
 
 
-def test_main_job_runs_the_shipped_workflows(tmp_path, comfy_root, cache_dir, default_checkpoint):
+def run_main_job(out: Path, cache_dir: Path, *extra: str) -> tuple[subprocess.CompletedProcess, dict]:
+    proc = subprocess.run(
+        ["bash", str(REPO_ROOT / "scripts" / "run_main_job.sh"), "--output", str(out), "--cache", str(cache_dir), *extra],
+        capture_output=True, text=True, timeout=1800,
+    )
+    return proc, json.loads((out / "summary.json").read_text())
+
+
+def test_main_job_trains_renders_and_sheets_through_the_batch_runner(tmp_path, comfy_root, cache_dir,
+                                                                    default_checkpoint):
     out = tmp_path / "main_job"
     started = time.time()
-    proc = subprocess.run(
-        ["bash", str(REPO_ROOT / "scripts" / "run_main_job.sh"), "--output", str(out), "--cache", str(cache_dir)],
-        capture_output=True, text=True, timeout=1200,
-    )
+    proc, summary = run_main_job(out, cache_dir)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-6000:]
-
-    summary = json.loads((out / "summary.json").read_text())
     assert summary["ok"] and summary["default_model"]["path"] == str(default_checkpoint)
-    [result] = [w for w in summary["workflows"] if w["name"] == "apply_hypernetwork"]
-    [png] = [Path(p) for p in result["outputs"]]
-    assert png.parent == out / "base" / "output" and png.name.startswith("apply_hypernetwork")
-    with Image.open(png) as image:
-        image.verify()
-    with Image.open(png) as image:
-        assert image.format == "PNG" and image.size == (256, 256) and image.mode == "RGB"
-    assert "summary:" in log and "apply_hypernetwork" in log
+    assert "RANDOM weights" in log  # the user is told plainly the default model is random
+
+    shipped = sorted(p.stem for p in (REPO_ROOT / "workflows" / "api").glob("*.json"))
+    jobs = {job["name"]: job for job in summary["jobs"]}
+    assert sorted(jobs) == shipped and all(job["status"] == "done" for job in jobs.values())
+    for job in jobs.values():
+        assert job["outputs"], job
+        for output in map(Path, job["outputs"]):
+            assert output.parent == out / "images" and output.name.startswith(job["name"] + "_")
+            with Image.open(output) as image:
+                assert image.format == "PNG" and image.mode in ("RGB", "RGBA")
+
+    # Training: the saved file is a real A1111 hypernetwork with the workflow's step count.
+    train_prompt = json.loads((REPO_ROOT / "workflows" / "api" / "train_hypernetwork.json").read_text())
+    [train_node] = [n for n in train_prompt.values() if n["class_type"] == "TrainHypernetwork"]
+    [trained] = [Path(p) for p in summary["trained_hypernetworks"] if p.endswith(".pt")]
+    assert trained.parent == out / "hypernetworks"
+    from hn_core import load_hypernetwork
+    network = load_hypernetwork(str(trained))
+    assert network.info.step == train_node["inputs"]["steps"]
+
+    # The sweep: strength 0 is the model without the hypernetwork, and strength 1 differs from it.
+    renders = {}
+    for output in map(Path, jobs["train_hypernetwork"]["outputs"]):
+        node_id = output.name[len("train_hypernetwork_"):].split("_")[0]
+        renders[train_prompt[node_id]["inputs"].get("filename_prefix")] = output
+    without = np.asarray(Image.open(renders["train_hypernetwork_strength_0"]).convert("RGB"), dtype=np.int16)
+    full = np.asarray(Image.open(renders["train_hypernetwork_strength_1"]).convert("RGB"), dtype=np.int16)
+    assert np.abs(without - full).max() > 0
+
+    # The contact sheet holds every render; the loss graph is ComfyUI's Plot Loss Graph image.
+    with Image.open(out / "contact_sheet.png") as sheet:
+        rendered = sum(len(job["outputs"]) for job in jobs.values()) - 1  # minus the loss graph
+        assert sheet.format == "PNG" and sheet.width >= 2 * 192 and sheet.height >= len(jobs) * 192
+        assert rendered >= 4
+    with Image.open(out / "loss_graph.png") as graph:
+        assert graph.format == "PNG" and graph.size[0] > 400
+    assert f"everything is in {out}" in log
 
     # The server is gone: no process, nothing listening on its port.
     pid, port = summary["server"]["pid"], summary["server"]["port"]
@@ -51,3 +86,10 @@ def test_main_job_runs_the_shipped_workflows(tmp_path, comfy_root, cache_dir, de
         pass
     # The ComfyUI tree was only read.
     assert files_written_since(comfy_root, started) == []
+
+    # Run again: the manifest says every job is done, so nothing is redone and nothing is lost.
+    before = {p.name: p.stat().st_mtime for p in (out / "images").glob("*.png")}
+    proc, again = run_main_job(out, cache_dir)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    assert all(job["status"] == "skipped" for job in again["jobs"])
+    assert {p.name: p.stat().st_mtime for p in (out / "images").glob("*.png")} == before
