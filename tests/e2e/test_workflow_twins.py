@@ -26,7 +26,7 @@ def load_json(path: Path) -> dict:
 def test_every_ui_workflow_has_an_api_twin_and_back():
     ui_names = {p.stem for p in UI_WORKFLOWS}
     api_names = {p.stem for p in (WORKFLOWS / "api").glob("*.json")}
-    assert "apply_hypernetwork" in ui_names
+    assert {"apply_hypernetwork", "stack_hypernetworks", "train_hypernetwork"} <= ui_names
     assert ui_names == api_names
 
 
