@@ -23,6 +23,8 @@ from hn_core import Hypernetwork, HypernetworkConfig, HypernetworkInfo, save_hyp
 log = logging.getLogger(__name__)
 
 DEMO_NAME = "hn_demo.pt"
+# A second, different network for the stacking workflow: linear, so Apply folds it (speed path).
+DEMO_LINEAR_NAME = "hn_demo_linear.pt"
 DIMS = (320, 640, 768, 1280)
 SEED = 20221007  # NovelAI's leak made hypernetworks popular in October 2022
 LAYER_NORM_GAIN = 1.0
@@ -40,6 +42,20 @@ def build_demo() -> Hypernetwork:
             if isinstance(module, torch.nn.LayerNorm):
                 module.weight.normal_(0.0, LAYER_NORM_GAIN, generator=generator)
     return net
+
+
+def build_demo_linear() -> Hypernetwork:
+    config = HypernetworkConfig(layer_structure=(1, 2, 1), activation_func="linear", weight_initialization="Normal")
+    info = HypernetworkInfo(name=Path(DEMO_LINEAR_NAME).stem,
+                            optional_info="random demo weights from comfyui-hypernetworks tools/demo_hypernetwork.py")
+    return Hypernetwork.create(DIMS, config, info, seed=SEED + 2)
+
+
+def write_demos(folder: Path) -> list[Path]:
+    """Both demo networks (``hn_demo.pt``, then ``hn_demo_linear.pt``) into ``folder``."""
+    linear = Path(folder) / DEMO_LINEAR_NAME
+    save_hypernetwork(build_demo_linear(), linear)
+    return [write_demo(folder), linear]
 
 
 def write_demo(folder: Path) -> Path:

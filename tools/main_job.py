@@ -37,7 +37,7 @@ from hn_core.batch import (BatchError, BatchResult, ServerError, embedded_server
 from . import default_model
 from .contact_sheet import contact_sheet
 from .demo_dataset import install_into
-from .demo_hypernetwork import write_demo
+from .demo_hypernetwork import write_demos
 from .layout import DEFAULT_CACHE, DEFAULT_OUTPUT, DEFAULT_WORKFLOWS
 from .prompts import missing_node_types, substitute_models
 
@@ -136,10 +136,10 @@ def run(args: argparse.Namespace, summary: dict) -> BatchResult:
     summary["checkpoint"] = str(checkpoint)
 
     staging = output / "staging"  # what the server sees besides the checkpoint
-    demo = write_demo(staging / "hypernetworks")
+    demo, *more_demos = write_demos(staging / "hypernetworks")
     install_into(staging / "input")
 
-    with embedded_server(comfy_root=comfy_root, checkpoints=[checkpoint], hypernetworks=[demo],
+    with embedded_server(comfy_root=comfy_root, checkpoints=[checkpoint], hypernetworks=[demo, *more_demos],
                          input_dir=staging / "input", log_path=output / "comfyui.log",
                          extra_args=args.server_arg, pycache_dir=cache / "pycache") as server:
         summary["server"] = {"pid": server.pid, "port": server.port, "log": str(server.log_path),

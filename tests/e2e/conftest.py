@@ -21,7 +21,7 @@ if str(REPO_ROOT) not in sys.path:  # `tools` lives at the repository root
 from hn_core.batch.base_dir import link_into, prepare_base_dir  # noqa: E402
 from hn_core.batch.server_process import ComfyServer, server_env  # noqa: E402
 from tools import default_model  # noqa: E402
-from tools.demo_hypernetwork import write_demo  # noqa: E402
+from tools.demo_hypernetwork import write_demos  # noqa: E402
 from tools.layout import DEFAULT_CACHE  # noqa: E402
 
 
@@ -54,7 +54,7 @@ def e2e_server(comfy_root, cache_dir, default_checkpoint, tmp_path_factory):
     out = tmp_path_factory.mktemp("e2e-server")
     base = prepare_base_dir(out / "base")
     link_into(base.checkpoints / default_checkpoint.name, default_checkpoint)
-    write_demo(base.hypernetworks)
+    write_demos(base.hypernetworks)
     server = ComfyServer(comfy_root, base, out / "comfyui.log", extra_args=["--disable-metadata"],
                          pycache_dir=cache_dir / "pycache")
     with server:
