@@ -46,15 +46,18 @@ def test_saved_pt_loads_in_comfyuis_loader_and_ours_with_the_same_outputs(comfy_
     assert (info.name, info.step, info.sd_checkpoint_name) == ("styled", 3, "tiny-sd1")
 
 
-def test_resume_from_saved_files_equals_a_straight_run(comfy_host):
+@pytest.mark.parametrize("structure", [
+    dict(dims="64, 768", layer_structure="1, 2, 2, 1", activation="relu", layer_norm=True, dropout="hidden layers"),
+    dict(dims="auto"),  # linear: trained through the multiplied-out layers where a layer has enough tokens
+], ids=["relu-layernorm-dropout", "linear"])
+def test_resume_from_saved_files_equals_a_straight_run(comfy_host, structure):
     model = ct.loader_built("sd1")
     latents, conditioning = ct.dataset(count=3)
-    options = dict(dims="64, 768", layer_structure="1, 2, 2, 1", activation="relu", layer_norm=True,
-                   dropout="hidden layers", learning_rate="2e-3:6, 1e-3", batch_size=2, seed=11)
+    options = dict(**structure, learning_rate="2e-3:6, 1e-3", batch_size=2, seed=11)
     _, straight, straight_losses, _ = ct.train(comfy_host, model, latents, conditioning, steps=20, **options)
 
     _, first, _, _ = ct.train(comfy_host, model, latents, conditioning, steps=10, **options)
-    filename = ct.save(comfy_host, first, "resume_me")
+    filename = ct.save(comfy_host, first, f"resume_me_{len(structure)}")
     loaded = ct.load(comfy_host, filename)  # Load Hypernetwork: weights from .pt, optimizer from .optim
     _, resumed, resumed_losses, steps = ct.train(comfy_host, model, latents, conditioning, hypernetwork=loaded,
                                                  steps=20, **options)

@@ -164,15 +164,16 @@ def test_sdxl_layout_trains_with_its_pooled_and_size_conditioning(comfy_host):
 
 def test_text_context_runs_through_the_network_once_per_model_call(comfy_host, monkeypatch):
     # Every cross-attention layer sees the same context: its MLPs run once, and every layer reuses it.
-    network_class = comfy_host.pack_module("hn_core.network").Hypernetwork
-    original = network_class.transform
+    # (Counted where the patch computes k', v', whether through the MLPs or their folded product.)
+    patch_class = comfy_host.pack_module("hn_core.training.training_patch").TrainingPatch
+    original = patch_class._transform
     widths = []
 
-    def counting(self, k, v, strength=1.0):
+    def counting(self, k, v):
         widths.append(k.shape[-1])
-        return original(self, k, v, strength)
+        return original(self, k, v)
 
-    monkeypatch.setattr(network_class, "transform", counting)
+    monkeypatch.setattr(patch_class, "_transform", counting)
     model = ct.loader_built("sd1")
     latents, conditioning = ct.dataset(count=2)
     ct.train(comfy_host, model, latents, conditioning, steps=2, learning_rate="1e-3")
