@@ -50,5 +50,10 @@ class LoadedFileCache:
             self._entries[path] = (signature, network)
         return network
 
+    def path_of(self, network: Hypernetwork) -> str | None:
+        """The path this exact network object was loaded from, while it is still the cached one."""
+        with self._lock:
+            return next((path for path, (_signature, cached) in self._entries.items() if cached is network), None)
+
 
 LOADED = LoadedFileCache()

@@ -18,7 +18,7 @@ def optimizer_state_for(network: Hypernetwork) -> OptimizerState | None:
     state = attached_optimizer_state(network)
     if state is not None:
         return state
-    path = loaded_from(network)
+    path = LOADED.path_of(network)  # picked with Load Hypernetwork?
     if path is None:
         return None
     try:
@@ -29,12 +29,3 @@ def optimizer_state_for(network: Hypernetwork) -> OptimizerState | None:
     if state is not None:
         logger.info("resuming optimizer state from %s.optim", path)
     return state
-
-
-def loaded_from(network: Hypernetwork) -> str | None:
-    """The file Load Hypernetwork read this exact network object from, if it did."""
-    # LoadedFileCache has no public reverse lookup; its entries map path -> (signature, network).
-    for path, (_signature, cached) in list(getattr(LOADED, "_entries", {}).items()):
-        if cached is network:
-            return path
-    return None
