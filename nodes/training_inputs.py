@@ -47,6 +47,11 @@ def _split_latents(latent_inputs: list) -> list[torch.Tensor]:
     if all(torch.count_nonzero(latent) == 0 for latent in latents):
         raise TrainingError("every training latent is all zeros (an Empty Latent Image?): encode the training "
                             "images with VAE Encode")
+    broken = sum(1 for latent in latents if not bool(torch.isfinite(latent).all()))
+    if broken:
+        # Training on them would silently turn every weight into NaN.
+        raise TrainingError(f"{broken} of {len(latents)} training latents contain NaN or infinite values: "
+                            "check the VAE that encoded them")
     return latents
 
 

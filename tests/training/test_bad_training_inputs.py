@@ -32,6 +32,14 @@ def test_empty_latents_instead_of_encoded_images(setup):
         _train(setup, latents=blank, steps=2)
 
 
+def test_latents_with_nan_from_a_broken_vae(setup):
+    with torch.inference_mode():
+        latents = torch.ones(4, 4, 8, 8)
+        latents[2, 1, 3, 3] = float("nan")
+    with pytest.raises(ValueError, match="1 of 4 training latents contain NaN"):
+        _train(setup, latents=[{"samples": latents}], steps=2)
+
+
 def test_conditioning_count_matching_neither_one_nor_the_images(setup):
     conditioning = setup[3][:3]
     with pytest.raises(ValueError, match="got 3 conditionings for 4 images"):

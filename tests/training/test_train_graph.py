@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 
 import pytest
 import torch
@@ -57,12 +58,56 @@ class ImageListSource:
         return latents, conditioning
 
 
+class TinyVAESource:
+    """Test-only stand-in for a VAE loader: ComfyUI's own VAE class (AutoencoderKL, 8x downscale,
+    4 latent channels like SD1's) at a tiny width with random weights."""
+
+    RETURN_TYPES = ("VAE",)
+    FUNCTION = "make"
+    CATEGORY = "testing"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {}}
+
+    def make(self):
+        import comfy.sd
+
+        ddconfig = {"double_z": True, "z_channels": 4, "resolution": 64, "in_channels": 3, "out_ch": 3, "ch": 32,
+                    "ch_mult": [1, 1, 1, 1], "num_res_blocks": 1, "attn_resolutions": [], "dropout": 0.0}
+        from tests.host import models
+
+        vae = comfy.sd.VAE(sd={}, config={"params": {"embed_dim": 4, "ddconfig": ddconfig}})
+        models.randomize_(vae.first_stage_model, seed=0)  # ComfyUI's layers skip initialisation
+        return (vae,)
+
+
+class CaptionEncoder:
+    """Test-only stand-in for CLIP Text Encode (no text encoder weights exist here): one
+    768-wide CONDITIONING per caption, the same for the same text."""
+
+    RETURN_TYPES = ("CONDITIONING",)
+    FUNCTION = "encode"
+    CATEGORY = "testing"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"text": ("STRING", {"forceInput": True})}}
+
+    def encode(self, text):
+        seed = sum(text.encode()) * 7919 + len(text)
+        return ([[torch.randn(1, 77, 768, generator=torch.Generator().manual_seed(seed)), {}]],)
+
+
 @pytest.fixture
 def test_nodes(comfy_host):
     mappings = comfy_host.nodes.NODE_CLASS_MAPPINGS
-    mappings.update({"HNTestTinyModel": TinyModelSource, "HNTestImageList": ImageListSource})
+    added = {"HNTestTinyModel": TinyModelSource, "HNTestImageList": ImageListSource,
+             "HNTestTinyVAE": TinyVAESource, "HNTestCaptionEncoder": CaptionEncoder}
+    mappings.update(added)
     yield
-    mappings.pop("HNTestTinyModel"), mappings.pop("HNTestImageList")
+    for name in added:
+        mappings.pop(name)
 
 
 def _prompt(widgets: dict) -> dict:
@@ -114,3 +159,44 @@ def test_every_widget_has_a_tooltip(comfy_host):
         for section in ("required", "optional"):
             for widget, (kind, *options) in spec.get(section, {}).items():
                 assert options and options[0].get("tooltip"), f"{name}.{widget} has no tooltip"
+
+
+def test_a_folder_dataset_through_comfyuis_dataset_loader_and_vae_encode(comfy_host, test_nodes, hypernetwork_dir):
+    """Images and captions from a folder (ComfyUI's Load Image and Text Dataset from Folder), each
+    image VAE-encoded by ComfyUI's VAE Encode over the list: TrainHypernetwork takes the lists."""
+    import execution
+    import folder_paths
+    from PIL import Image
+
+    folder = Path(folder_paths.get_input_directory()) / "hn_dataset"
+    folder.mkdir(parents=True, exist_ok=True)
+    generator = torch.Generator().manual_seed(5)
+    for index, caption in enumerate(["a red square", "a blue circle", "a green line"]):
+        pixels = (torch.rand(64, 64, 3, generator=generator) * 255).to(torch.uint8).numpy()
+        Image.fromarray(pixels).save(folder / f"image{index}.png")
+        (folder / f"image{index}.txt").write_text(caption)
+
+    widgets = {**ct.widget_defaults(comfy_host.node_class("TrainHypernetwork")),
+               "steps": 3, "dims": "auto", "learning_rate": "1e-3", "name": "from_folder"}
+    prompt = {
+        "1": {"class_type": "HNTestTinyModel", "inputs": {}},
+        "2": {"class_type": "LoadImageTextDataSetFromFolder", "inputs": {"folder": "hn_dataset"}},
+        "3": {"class_type": "HNTestTinyVAE", "inputs": {}},
+        "4": {"class_type": "VAEEncode", "inputs": {"pixels": ["2", 0], "vae": ["3", 0]}},
+        "5": {"class_type": "HNTestCaptionEncoder", "inputs": {"text": ["2", 1]}},
+        "6": {"class_type": "TrainHypernetwork", "inputs": {
+            "model": ["1", 0], "latents": ["4", 0], "conditioning": ["5", 0], **widgets}},
+        "7": {"class_type": "SaveHypernetwork", "inputs": {
+            "hypernetwork": ["6", 1], "filename": "from_folder", "format": "pt (A1111)", "overwrite": False}},
+    }
+    prompt_id = str(uuid.uuid4())
+    valid, error, outputs, node_errors = asyncio.run(execution.validate_prompt(prompt_id, prompt, None))
+    assert valid, (error, node_errors)
+    server = _Server()
+    executor = execution.PromptExecutor(server, cache_args={"lru": 0, "ram": 0})
+    executor.execute(prompt, prompt_id, {}, outputs)
+    assert executor.success, [m for m in server.messages if m[0] == "execution_error"]
+    assert executor.history_result["outputs"]["7"]["text"] == ["from_folder.pt"]
+    network = comfy_host.pack_module("hn_core").load_hypernetwork(hypernetwork_dir / "from_folder.pt")
+    assert network.info.step == 3
+    assert set(network.dims) == {32, 64, 128, 768}  # "auto": every width the tiny SD1 UNet attends with
