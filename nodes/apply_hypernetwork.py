@@ -5,6 +5,7 @@ import logging
 import math
 
 from ..hn_core import as_scheduled
+from ..hn_core.family_match import match_family
 from .companion_patcher import companion_patcher
 from .hypernetwork_folding import add_patches, can_fold, fold_into, unfold_all
 from .model_attention import attention_key_widths
@@ -48,13 +49,7 @@ class ApplyHypernetwork:
             raise ValueError(f"Apply Hypernetwork: strength must be a finite number, got {strength}")
         scheduled = as_scheduled(hypernetwork)
         network, profile = scheduled.network, scheduled.profile
-        used = _used_dims(model, network.dims)
-        if not used:
-            message = (f"hypernetwork '{network.info.name or 'unnamed'}' has dims {list(network.dims)}, "
-                       f"but no attention layer of this model takes those widths "
-                       f"({_widths_text(model)}): it changes nothing. Is it made for another model family?")
-            logger.warning("Apply Hypernetwork: %s", message)
-            show_on_node(unique_id, "Warning: " + message)
+        _warn_if_family_differs(model, network, unique_id)
 
         patched = model.clone()
         if speed_path and can_fold(patched, network, strength, profile):
@@ -78,11 +73,9 @@ def _companion_factory(model):
     return companion_for
 
 
-def _used_dims(model, dims) -> set[int]:
+def _warn_if_family_differs(model, network, unique_id) -> None:
     widths = attention_key_widths(model)
-    return set(dims) & (widths["attn1"] | widths["attn2"])
-
-
-def _widths_text(model) -> str:
-    widths = attention_key_widths(model)
-    return (f"self-attention {sorted(widths['attn1'])}, cross-attention {sorted(widths['attn2'])}")
+    match = match_family(network.dims, widths["attn1"], widths["attn2"], network.info.name)
+    if match.warning:
+        logger.warning("Apply Hypernetwork: %s", match.warning)
+        show_on_node(unique_id, "Warning: " + match.warning)

@@ -338,13 +338,13 @@ def test_hypernetwork_for_another_family_warns(comfy_host, hypernetwork_dir, tin
         assert torch.equal(s.models.unet_forward(patched, x, SIGMA, context), plain)
 
 
-def test_partial_match_does_not_warn(comfy_host, hypernetwork_dir, tiny_model, caplog):
-    """A file that touches some layers is normal (e.g. an SD1 file with extra dims): no warning."""
+def test_partial_match_warns_naming_the_unused_dim(comfy_host, hypernetwork_dir, tiny_model, caplog):
+    """A file that touches some layers but not with all its dims (issue 9): the unused dim is named."""
     hypernetwork = s.load_raw(comfy_host, hypernetwork_dir, "partial.pt",
                               make_raw_a1111_dict(dims=(768, 1024), seed=13))
     with caplog.at_level(logging.WARNING):
         s.apply_node(comfy_host, tiny_model, hypernetwork, 1.0)
-    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and "1024" in r.getMessage()]
+    _assert_family_warning(caplog, ["dim 1024 unused", "cross-attention width 768 is patched"])
 
 
 # --- ComfyUI's memory management ---------------------------------------------------------------------
