@@ -4,13 +4,14 @@
 #   --checkpoint NAME_OR_PATH   default: the embedded default model (random weights, SD1.5 layout)
 #   --workflows DIR             default: workflows/api
 #   --output DIR                default: out/main_job
+# The host is .host/ComfyUI (0.3.75) with .venv, or $COMFYUI_PATH with its own venv (scripts/host_env.sh).
 # Exit status 0 only when every workflow ran and wrote its images.
 set -euo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$(dirname "${BASH_SOURCE[0]}")/host_env.sh"
 
-# The provisioner logs to stderr and prints the ComfyUI root (COMFYUI_PATH or .host/ComfyUI) last.
-comfy_root="$("$root/scripts/provision_host.sh" | tail -n 1)"
+# The provisioner logs to stderr; it sets up the same host and venv that host_env.sh named.
+"$hn_root/scripts/provision_host.sh" >/dev/null
 
 # PYTHONPATH, not cd: relative paths in the arguments keep meaning what the caller meant.
-export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
-exec "$root/.venv/bin/python" -m tools.main_job --comfyui "$comfy_root" "$@"
+export PYTHONPATH="$hn_root${PYTHONPATH:+:$PYTHONPATH}"
+exec "$hn_venv/bin/python" -m tools.main_job --comfyui "$comfy_root" "$@"
