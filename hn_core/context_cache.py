@@ -4,7 +4,8 @@ Every cross-attention layer of one width receives the same text context, and a s
 the same prompts at every step, so the hypernetwork's output for that input changes only with
 the prompt. The cache keeps a private copy of the last input, compared by value (a caller that
 reuses or edits its tensor can never get a stale result), and the result computed from it.
-Results are handed out shared: attention only reads its keys and values.
+Results are handed out shared: attention only reads its keys and values. With autograd on
+(training through an applied hypernetwork) the cache is bypassed both ways.
 """
 from __future__ import annotations
 
@@ -43,12 +44,15 @@ class ContextCache:
 
     def get(self, k: torch.Tensor, v: torch.Tensor, strength: float,
             compute: Callable[[], tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+        if torch.is_grad_enabled():
+            # Never keep an autograd graph alive, and never hand autograd a result kept from
+            # inference (an inference tensor cannot be saved for backward): the patch object, and
+            # so this cache, may be shared by a clone that trains (ComfyUI >= 0.33 clones share patches).
+            return compute()
         entry = self._entries.get(strength)
         if entry is not None and entry.matches(k, v):
             return entry.result
         result = compute()
-        if torch.is_grad_enabled():  # never keep an autograd graph alive
-            return result
         if strength not in self._entries and len(self._entries) >= self.MAX_STRENGTHS:
             self._entries.clear()
         self._entries[strength] = _Entry(k.clone(), None if v is k else v.clone(), result)

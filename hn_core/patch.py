@@ -86,8 +86,10 @@ class HypernetworkPatch:
         return list(self.companion_models)
 
     def __deepcopy__(self, memo):
-        # ModelPatcher.clone() deep-copies model options; the weights are read-only at
-        # inference, so clones share them instead of duplicating the network in memory.
+        # ComfyUI 0.3.x's ModelPatcher.clone() deep-copies model options (0.33 shares patch
+        # objects between clones instead, so nothing here may depend on which clone calls it).
+        # The weights are read-only at inference: clones share them instead of duplicating the
+        # network in memory; each copy starts with an empty context cache.
         clone = copy.copy(self)
         clone.companion_models = list(self.companion_models)
         clone._context_cache = ContextCache() if self.attention == "attn2" else None

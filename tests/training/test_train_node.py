@@ -179,3 +179,26 @@ def test_text_context_runs_through_the_network_once_per_model_call(comfy_host, m
     ct.train(comfy_host, model, latents, conditioning, steps=2, learning_rate="1e-3")
     assert widths.count(768) == 2  # one model call per step
     assert len([w for w in widths if w != 768]) == 2 * 10  # self-attention: every layer, every step
+
+
+def test_training_on_a_model_that_already_rendered_with_a_hypernetwork(comfy_host):
+    # Sample with a hypernetwork applied, then train another on top of that same MODEL and prompt.
+    # The applied network caches its output for the text context; the cached tensors were made
+    # under inference mode and must never reach autograd. ComfyUI >= 0.33's clone() shares patch
+    # objects (and so that cache) between the rendered model and the training clone.
+    from tests.host import models
+
+    model = ct.loader_built("sd1")
+    latents, conditioning = ct.dataset(count=2)
+    _, styled, _, _ = ct.train(comfy_host, model, latents, conditioning, steps=1, learning_rate="1e-3",
+                               activation="relu", layer_norm=True)  # non-linear: the exact (patch) path
+    with torch.inference_mode():
+        (applied,) = comfy_host.node_class("ApplyHypernetwork")().apply(model, styled, 1.0)
+    x, _ = models.seeded_inputs(applied, size=8)
+    rendered = models.unet_forward(applied, x, 2.0, conditioning[0][0][0])
+    patches = {kind: list(p) for kind, p in applied.model_options["transformer_options"]["patches"].items()}
+    _, _, loss_map, steps = ct.train(comfy_host, applied, latents, conditioning, steps=2, learning_rate="1e-3")
+    assert steps == 2 and all(torch.isfinite(torch.tensor(loss_map["loss"])))
+    # The input model keeps its own patches (the same objects) and renders as before.
+    assert applied.model_options["transformer_options"]["patches"] == patches
+    assert torch.equal(models.unet_forward(applied, x, 2.0, conditioning[0][0][0]), rendered)

@@ -81,3 +81,20 @@ def test_self_attention_and_autograd_are_never_cached():
     cross(None, x, x, {})
     cross(None, x, x, {})
     assert len(calls) == 2 and len(cross_calls) == 2
+
+
+def test_a_result_kept_at_inference_is_never_handed_to_autograd():
+    # A sampler fills the cache under inference mode; then a training clone that shares the patch
+    # object (ComfyUI >= 0.33 clones share patches) runs the same context with autograd on.
+    patch, transform, calls = _counting_patch()
+    with torch.inference_mode():
+        context = _context(1)
+        patch(None, context, context, {})
+    with torch.inference_mode(False):
+        fresh = context.clone()  # a normal tensor with the same values
+        weight = torch.ones(DIM, requires_grad=True)
+        _q, k, v = patch(None, fresh, fresh, {})
+        assert not k.is_inference() and not v.is_inference()
+        ((k * weight).sum() + v.sum()).backward()  # autograd can save it
+        assert torch.equal(k, transform(fresh, fresh, 1.0)[0])
+    assert len(calls) == 2
