@@ -3,6 +3,7 @@ fed per-image lists the way dataset nodes feed them, saved, and drawn by Plot Lo
 from __future__ import annotations
 
 import asyncio
+import collections
 import uuid
 from pathlib import Path
 
@@ -23,6 +24,26 @@ class _Server:
 
     def send_sync(self, event, data, sid=None):
         self.messages.append((event, data))
+
+
+def _execute(prompt: dict):
+    """Validate and run `prompt` as ComfyUI's prompt worker does; returns the finished executor.
+
+    Classic caching, and every headroom the executor reads from ``cache_args`` set to 0 (no RAM
+    pressure cache): which keys it reads depends on the version (0.33 added ``ram_inactive``), so
+    none is named here.
+    """
+    import execution
+
+    prompt_id = str(uuid.uuid4())
+    valid, error, outputs, node_errors = asyncio.run(execution.validate_prompt(prompt_id, prompt, None))
+    assert valid, (error, node_errors)
+    server = _Server()
+    executor = execution.PromptExecutor(server, cache_type=execution.CacheType.CLASSIC,
+                                        cache_args=collections.defaultdict(int))
+    executor.execute(prompt, prompt_id, {}, outputs)
+    assert executor.success, [m for m in server.messages if m[0] == "execution_error"]
+    return executor
 
 
 class TinyModelSource:
@@ -123,19 +144,9 @@ def _prompt(widgets: dict) -> dict:
 
 
 def test_a_training_graph_runs_in_comfyuis_executor(comfy_host, test_nodes, hypernetwork_dir):
-    import execution
-
     widgets = {**ct.widget_defaults(comfy_host.node_class("TrainHypernetwork")),
                "steps": 4, "dims": "64, 768", "learning_rate": "1e-3", "name": "from_graph"}
-    prompt = _prompt(widgets)
-    prompt_id = str(uuid.uuid4())
-    valid, error, outputs, node_errors = asyncio.run(execution.validate_prompt(prompt_id, prompt, None))
-    assert valid, (error, node_errors)
-
-    server = _Server()
-    executor = execution.PromptExecutor(server, cache_args={"lru": 0, "ram": 0})
-    executor.execute(prompt, prompt_id, {}, outputs)
-    assert executor.success, [m for m in server.messages if m[0] == "execution_error"]
+    executor = _execute(_prompt(widgets))
     assert executor.history_result["outputs"]["4"]["text"] == ["from_graph.pt"]
     assert "images" in executor.history_result["outputs"]["5"]  # Plot Loss Graph drew our LOSS_MAP
     network = comfy_host.pack_module("hn_core").load_hypernetwork(hypernetwork_dir / "from_graph.pt")
@@ -164,7 +175,6 @@ def test_every_widget_has_a_tooltip(comfy_host):
 def test_a_folder_dataset_through_comfyuis_dataset_loader_and_vae_encode(comfy_host, test_nodes, hypernetwork_dir):
     """Images and captions from a folder (ComfyUI's Load Image and Text Dataset from Folder), each
     image VAE-encoded by ComfyUI's VAE Encode over the list: TrainHypernetwork takes the lists."""
-    import execution
     import folder_paths
     from PIL import Image
 
@@ -189,13 +199,7 @@ def test_a_folder_dataset_through_comfyuis_dataset_loader_and_vae_encode(comfy_h
         "7": {"class_type": "SaveHypernetwork", "inputs": {
             "hypernetwork": ["6", 1], "filename": "from_folder", "format": "pt (A1111)", "overwrite": False}},
     }
-    prompt_id = str(uuid.uuid4())
-    valid, error, outputs, node_errors = asyncio.run(execution.validate_prompt(prompt_id, prompt, None))
-    assert valid, (error, node_errors)
-    server = _Server()
-    executor = execution.PromptExecutor(server, cache_args={"lru": 0, "ram": 0})
-    executor.execute(prompt, prompt_id, {}, outputs)
-    assert executor.success, [m for m in server.messages if m[0] == "execution_error"]
+    executor = _execute(prompt)
     assert executor.history_result["outputs"]["7"]["text"] == ["from_folder.pt"]
     network = comfy_host.pack_module("hn_core").load_hypernetwork(hypernetwork_dir / "from_folder.pt")
     assert network.info.step == 3
