@@ -107,11 +107,13 @@ def test_optimizer_state_of_another_optimizer_is_ignored(caplog):
     assert "saved for AdamW, not SGD" in caplog.text
 
 
-def test_cancel_stops_within_a_step_and_keeps_snapshots():
+@pytest.mark.parametrize("base", [Exception, BaseException], ids=["Exception", "BaseException"])
+def test_cancel_stops_within_a_step_and_keeps_snapshots(base):
+    # ComfyUI's InterruptProcessingException is an Exception up to 0.3.x and a BaseException in 0.33.
     network = make_network()
     snapshots = []
 
-    class Cancelled(Exception):
+    class Cancelled(base):
         pass
 
     def cancel_after_3():
