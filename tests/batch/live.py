@@ -15,19 +15,69 @@ from hn_core.batch.sync_http import request_json
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# A blur over this many pixels takes a few seconds here: long enough to kill something mid-job.
-SLOW_SIZE = 640
+# The test-only node HNTestGate (custom_nodes/hn_test_gate): holds a job until the test lets it through.
+GATE_NODES = Path(__file__).resolve().parent / "custom_nodes"
+
+
+def gate_node_args(folder: Path) -> list[str]:
+    """Arguments of ComfyUI's main.py that load HNTestGate: an extra_model_paths.yaml in ``folder``
+    naming ``custom_nodes/`` as a custom node folder."""
+    config = Path(folder) / "hn_test_gate_paths.yaml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f"hn_test_gate:\n    custom_nodes: {GATE_NODES}\n")
+    return ["--extra-model-paths-config", str(config)]
+
+
+class Gate:
+    """A folder that decides when gated jobs may finish (see ``custom_nodes/hn_test_gate``).
+
+    Jobs wait at the gate until the test hands out tickets (one job each) or opens it, so a test
+    can kill or interrupt something while a job is certainly running, on a machine of any speed.
+    The server must have been started with ``gate_node_args``.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._tickets = 0
+
+    def let_through(self, jobs: int) -> None:
+        for _ in range(jobs):
+            self._tickets += 1
+            (self.folder / f"ticket-{self._tickets:04d}").touch()
+
+    def open(self) -> None:
+        (self.folder / "open").touch()
+
+    def waiting(self) -> int:
+        """How many jobs wait at the gate now."""
+        return len(list(self.folder.glob("waiting-*")))
+
+    def forget_waiting(self) -> None:
+        """Drop the marks of jobs whose server was killed while they waited."""
+        for marker in self.folder.glob("waiting-*"):
+            marker.unlink(missing_ok=True)
+
+
+def gated(workflow: dict, gate: Gate, before: str = "3") -> dict:
+    """``workflow`` with an HNTestGate in front of node ``before`` (its ``images`` input)."""
+    workflow = json.loads(json.dumps(workflow))
+    workflow["90"] = {"class_type": "HNTestGate",
+                      "inputs": {"image": workflow[before]["inputs"]["images"], "gate": str(gate.folder)}}
+    workflow[before]["inputs"]["images"] = ["90", 0]
+    return workflow
 
 
 @contextmanager
 def servers(tmp: Path, count: int):
-    """``count`` ComfyUI servers, booted side by side, stopped on exit."""
+    """``count`` ComfyUI servers, booted side by side, stopped on exit. They know HNTestGate."""
     root = find_comfyui()
     with ExitStack() as stack:
         started = []
         for i in range(count):
             base = prepare_base_dir(tmp / f"server{i}" / "base")
-            server = ComfyServer(root, base, tmp / f"server{i}" / "comfyui.log", extra_args=["--disable-metadata"],
+            server = ComfyServer(root, base, tmp / f"server{i}" / "comfyui.log",
+                                 extra_args=["--disable-metadata", *gate_node_args(tmp)],
                                  pycache_dir=DEFAULT_PYCACHE)
             stack.callback(server.stop)
             server.launch()

@@ -1,6 +1,7 @@
 """No --server: the runner starts the embedded ComfyUI (this pack installed, the given input folder
 linked in), and the server goes away with the runner: killed (SIGKILL), interrupted (Ctrl-C) or done.
-The batch resumes across the three runs."""
+The batch resumes across the three runs. The jobs wait at a test gate (``live.Gate``), so every
+signal lands while a job runs."""
 from __future__ import annotations
 
 import json
@@ -16,8 +17,8 @@ from PIL import Image
 
 from hn_core.batch import embedded_server, expand_jobs, parse_override, run_batch
 from hn_core.batch.sync_http import request_json
-from tests.batch.live import (assert_png, blur_workflow, load_image_workflow, manifest_jobs, start_runner, wait_until,
-                              write_workflow)
+from tests.batch.live import (Gate, assert_png, blur_workflow, gate_node_args, gated, load_image_workflow, manifest_jobs,
+                              start_runner, wait_until, write_workflow)
 
 pytestmark = pytest.mark.e2e
 
@@ -48,19 +49,31 @@ def embedded_server_of(log: Path) -> tuple[int, int, Path]:
 
 
 def test_embedded_server_lives_and_dies_with_the_runner(tmp_path):
+    # Every job waits at a gate the test opens one job at a time, so each signal lands mid-job
+    # however fast the machine is (a job that merely takes a while could finish first).
+    gate = Gate(tmp_path / "gate")
     images = tmp_path / "images"
     images.mkdir()
-    noise = np.random.default_rng(0).integers(0, 256, (640, 640, 3), dtype=np.uint8)
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     Image.fromarray(noise).save(images / "noise.png")
-    wf = write_workflow(tmp_path, "embedded", load_image_workflow("noise.png"))
+    wf = write_workflow(tmp_path, "embedded", gated(load_image_workflow("noise.png"), gate))
     out = tmp_path / "out"
-    args = (wf, "--input", images, "--set", "2.inputs.sigma=5..9", "--output", out)
+    gate_args = [f"--server-arg={arg}" for arg in gate_node_args(tmp_path)]
+    args = (wf, "--input", images, "--set", "2.inputs.sigma=5..9", "--output", out, *gate_args)
     names = [f"embedded__sigma={s}" for s in range(5, 10)]
 
-    def run_until(condition, log: Path, what: str):
+    def done() -> set[str]:
+        return {n for n, j in manifest_jobs(out).items() if j["state"] == "done"}
+
+    def run_until(jobs_done: int, log: Path):
+        """Start the runner with one more job let through; return it once that job is done and the
+        next one waits at the gate."""
+        gate.let_through(1)
         runner = start_runner(*args, log_path=log)
         try:
-            wait_until(lambda: runner.poll() is None and _SERVER.search(log.read_text()) and condition(), 600, what)
+            wait_until(lambda: runner.poll() is None and _SERVER.search(log.read_text())
+                       and len(done()) == jobs_done and gate.waiting(), 600,
+                       f"{jobs_done} job(s) done and the next one waiting")
         except BaseException:
             runner.kill()
             raise
@@ -68,27 +81,28 @@ def test_embedded_server_lives_and_dies_with_the_runner(tmp_path):
 
     # 1. SIGKILL the runner mid-batch: the kernel takes its server down with it.
     first_log = tmp_path / "first.log"
-    runner = run_until(lambda: any(j["state"] == "done" for j in manifest_jobs(out).values()), first_log,
-                       "a job done by the first run")
+    runner = run_until(1, first_log)
     pid, port, base = embedded_server_of(first_log)
     runner.send_signal(signal.SIGKILL)
     runner.wait(30)
     # (A killed process shows as a zombie before its last thread has let go of the socket.)
     wait_until(lambda: process_gone(pid) and port_closed(port), 30, f"the server (pid {pid}) to die with its runner")
     shutil.rmtree(base.parent, ignore_errors=True)  # a killed runner cannot clean up its temp folder
-    done_first = {n for n, j in manifest_jobs(out).items() if j["state"] == "done"}
+    gate.forget_waiting()  # the killed server's job never left the gate
+    done_first = done()
+    assert len(done_first) == 1
 
     # 2. Ctrl-C: the runner stops the server, removes its base directory and exits 130.
     second_log = tmp_path / "second.log"
-    runner = run_until(lambda: len([j for j in manifest_jobs(out).values() if j["state"] == "done"]) > len(done_first),
-                       second_log, "a job done by the second run")
+    runner = run_until(2, second_log)
     pid, port, base = embedded_server_of(second_log)
     runner.send_signal(signal.SIGINT)
     assert runner.wait(120) == 130, second_log.read_text()[-4000:]
     assert process_gone(pid) and port_closed(port) and not base.exists()
     assert "interrupted; run the same command again to resume" in second_log.read_text()
-    done_second = {n for n, j in manifest_jobs(out).items() if j["state"] == "done"}
-    assert done_first < done_second
+    done_second = done()
+    assert done_first < done_second and len(done_second) == 2
+    gate.open()
 
     # 3. To the end: only the jobs not done yet run; the server is stopped afterwards.
     third_log = tmp_path / "third.log"
@@ -101,9 +115,8 @@ def test_embedded_server_lives_and_dies_with_the_runner(tmp_path):
     for name in names:
         assert_png(out / f"{name}_3_0.png")
         with Image.open(out / f"{name}_3_0.png") as image:  # the input folder's image, blurred
-            assert image.size == (640, 640)
-    assert (f"5 jobs: {5 - len(done_second)} done, {len(done_second)} already done, 0 failed"
-            in third_log.read_text())
+            assert image.size == (64, 64)
+    assert "5 jobs: 3 done, 2 already done, 0 failed" in third_log.read_text()
     # This pack was loaded by every embedded server (ComfyUI prints "(IMPORT FAILED)" otherwise).
     server_log = (out / "comfyui-embedded.log").read_text()
     assert len(re.findall(r"seconds: \S+/custom_nodes/comfyui-hypernetworks$", server_log, re.M)) == 3

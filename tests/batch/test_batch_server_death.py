@@ -1,5 +1,6 @@
 """A server killed mid-batch: named with the job it was running; the job moves to a live server,
-or fails (with the jobs left) when no server is left."""
+or fails (with the jobs left) when no server is left. The jobs wait at a test gate (``live.Gate``)
+until the kill is done, so the killed server is always running one."""
 from __future__ import annotations
 
 import os
@@ -7,7 +8,7 @@ import signal
 
 import pytest
 
-from tests.batch.live import (SLOW_SIZE, assert_png, blur_workflow, manifest_jobs, running_prompt, servers,
+from tests.batch.live import (Gate, assert_png, blur_workflow, gated, manifest_jobs, running_prompt, servers,
                               start_runner, wait_until, write_workflow)
 
 pytestmark = pytest.mark.e2e
@@ -30,12 +31,14 @@ def kill_when_busy(server, runner) -> str:
 
 def test_job_of_a_killed_server_moves_to_the_other(doomed_servers, tmp_path):
     victim, survivor = doomed_servers
-    wf = write_workflow(tmp_path, "slow", blur_workflow(size=SLOW_SIZE, radius=31))
+    gate = Gate(tmp_path / "gate")
+    wf = write_workflow(tmp_path, "slow", gated(blur_workflow(size=64), gate))
     out = tmp_path / "out"
     runner = start_runner(wf, "--server", victim.url, "--server", survivor.url, "--set", "1.color=21..26",
                           "--output", out, log_path=tmp_path / "runner.log")
     try:
         prompt_id = kill_when_busy(victim, runner)
+        gate.open()
         code = runner.wait(300)
     finally:
         if runner.poll() is None:
@@ -59,7 +62,8 @@ def test_last_server_killed_fails_the_job_and_the_rest(doomed_servers, tmp_path)
     _, last = doomed_servers
     if last.process.poll() is not None:
         pytest.fail("the previous test killed the wrong server")
-    wf = write_workflow(tmp_path, "slow", blur_workflow(size=SLOW_SIZE, radius=31))
+    gate = Gate(tmp_path / "gate")  # never opened: the job runs until its server dies
+    wf = write_workflow(tmp_path, "slow", gated(blur_workflow(size=64), gate))
     out = tmp_path / "out"
     runner = start_runner(wf, "--server", last.url, "--set", "1.color=31..34", "--output", out,
                           log_path=tmp_path / "runner.log")
