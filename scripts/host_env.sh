@@ -15,6 +15,7 @@ if [ -n "${COMFYUI_PATH:-}" ]; then
         echo "COMFYUI_PATH=$COMFYUI_PATH is not a folder" >&2
         exit 2
     fi
+    export COMFYUI_PATH="$comfy_root"  # absolute: the tests and servers run from other folders
 else
     comfy_root="$hn_pinned_root"
 fi
