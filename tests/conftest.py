@@ -4,7 +4,9 @@ Unit tests of ``hn_core`` need none of this: nothing here imports comfy (or torc
 asks for one of the host fixtures. Tests that use them are marked automatically:
 
 * ``host`` - uses the in-process ComfyUI (deselect with ``-m "not host"`` where there is none);
-* ``slow`` - uses a full-size SD1.5 / SD2 / SDXL UNet (seconds to build, gigabytes to hold).
+* ``slow`` - uses a full-size SD1.5 / SD2 / SDXL UNet (seconds to build, gigabytes to hold);
+* ``comfy`` - runs ComfyUI code: ``host``, ``e2e`` (a ComfyUI server) or marked by hand. The
+  rest test hn_core alone, so ``.ci/run`` runs only ``-m comfy`` on its second ComfyUI host.
 
 Model fixtures hand each test its own ``ModelPatcher.clone()`` of a model built once per session,
 so patches a test adds never leak into the next test (the weights themselves are shared: a test
@@ -30,6 +32,8 @@ def pytest_collection_modifyitems(config, items):
         used = set(getattr(item, "fixturenames", ()))
         if used & _HOST_FIXTURES:
             item.add_marker(pytest.mark.host)
+        if used & _HOST_FIXTURES or item.get_closest_marker("e2e"):
+            item.add_marker(pytest.mark.comfy)
         if used & _SLOW_FIXTURES:
             item.add_marker(pytest.mark.slow)
     # Fast tests first; then the full-size-model tests grouped per model, because the model cache

@@ -209,6 +209,7 @@ def test_sdxl_unet_forward_runs(sdxl_model):
 # --- ComfyUI's own startup, as a user runs it ---------------------------------------------------
 
 
+@pytest.mark.comfy
 def test_comfyui_main_starts_with_the_pack_installed(tmp_path):
     root = host_module.comfyui_root()
     base = tmp_path / "base"
