@@ -68,11 +68,41 @@ def fuse_projection(weight: torch.Tensor, bias: torch.Tensor | None,
     Computed as W + W (M - I) so that W itself passes through unrounded and only the
     (small) hypernetwork term carries the product's rounding.
     """
+    delta, offset = residual_delta(affine, weight.device)
+    return _fuse(weight, bias, delta, offset)
+
+
+def residual_delta(affine: tuple[torch.Tensor, torch.Tensor],
+                   device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(M - I, b) of the affine map ``x -> M x + b`` in fp32 on ``device``."""
     matrix, offset = affine
+    delta = matrix - torch.eye(matrix.shape[0], dtype=matrix.dtype, device=matrix.device)
+    return delta.to(device, torch.float32), offset.to(device, torch.float32)
+
+
+def linear_through_affine(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                          delta: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+    """``F.linear(x + x @ delta.T + offset, weight, bias)`` for a weight made afresh for this call.
+
+    Used where the host hands a layer its weight per call (patches applied on the fly, weights
+    streamed from RAM), so a fused weight cannot be kept. Of the two equal forms it computes the
+    cheaper one: map the input (tokens x in x in) when there are fewer tokens than outputs (the
+    77-token text context), else fuse the weight (out x in x in). ``delta``/``offset``: fp32 on
+    x's device (``residual_delta``); the result is in x's dtype.
+    """
+    tokens = x.numel() // max(x.shape[-1], 1)
+    if tokens < weight.shape[0]:
+        x32 = x.to(torch.float32)
+        mapped = (x32 + torch.nn.functional.linear(x32, delta, offset)).to(x.dtype)
+        return torch.nn.functional.linear(mapped, weight.to(x.dtype), None if bias is None else bias.to(x.dtype))
+    fused_weight, fused_bias = _fuse(weight, bias, delta, offset)
+    return torch.nn.functional.linear(x, fused_weight.to(x.dtype), fused_bias.to(x.dtype))
+
+
+def _fuse(weight, bias, delta, offset) -> tuple[torch.Tensor, torch.Tensor]:
     w32 = weight.detach().to(torch.float32)
-    delta = (matrix - torch.eye(matrix.shape[0], dtype=matrix.dtype)).to(w32.device, torch.float32)
     fused_weight = w32 + w32 @ delta
-    fused_bias = w32 @ offset.to(w32.device, torch.float32)
+    fused_bias = w32 @ offset
     if bias is not None:
         fused_bias = fused_bias + bias.detach().to(torch.float32)
     return fused_weight, fused_bias

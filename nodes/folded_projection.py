@@ -3,10 +3,18 @@
 The stand-in is the original ComfyUI Linear (same class, same parameters under the same names),
 so ModelPatcher still finds and patches `...to_k.weight` (LoRA etc.) and casts it as usual;
 only forward differs: one F.linear with W (I + sA) instead of a hypernetwork MLP before W.
+
+Where ComfyUI makes the weight afresh for each call, the stand-in asks ComfyUI for it
+(`comfy.ops.cast_bias_weight`, which applies LoRA and other weight patches) and folds per call,
+keeping nothing on the device. That is the case with low-VRAM weight functions, with offloaded
+weights, and with DynamicVRAM (ComfyUI >= 0.33, `ModelPatcherDynamic`): there weights stream from
+RAM through a per-module `_v` slot and LoRA arrives as `weight_lowvram_function`, neither of which
+the plain `self.weight` carries. Otherwise the fused weight is made once per weight version.
 """
 from __future__ import annotations
 
 import copy
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -14,7 +22,7 @@ import torch.nn.functional as F
 
 import comfy.ops
 
-from ..hn_core.folding import compose_affine, fuse_projection
+from ..hn_core.folding import compose_affine, fuse_projection, linear_through_affine, residual_delta
 
 
 @dataclass(frozen=True)
@@ -34,21 +42,34 @@ class FoldedProjectionMixin:
         run_every_op = getattr(comfy.ops, "run_every_op", None)
         if run_every_op is not None:
             run_every_op()
-        if getattr(self, "weight_function", None) or getattr(self, "bias_function", None):
-            # Low-VRAM patches are applied to a fresh weight on every call: fuse on every call too.
+        if self._weight_made_per_call(x):
             weight, bias, offload = comfy.ops.cast_bias_weight(self, x, offloadable=True)
-            fused_weight, fused_bias = fuse_projection(weight, bias, self.hn_affine)
-            out = F.linear(x, fused_weight.to(x.dtype), fused_bias.to(x.dtype))
-            comfy.ops.uncast_bias_weight(self, weight, bias, offload)
-            return out
+            try:
+                delta, offset = self._delta_on(x.device)
+                return linear_through_affine(x, weight, bias, delta, offset)
+            finally:
+                comfy.ops.uncast_bias_weight(self, weight, bias, offload)
         fused_weight, fused_bias = self._fused_for(x)
         return F.linear(x, fused_weight, fused_bias)
+
+    def _weight_made_per_call(self, x) -> bool:
+        # What makes ComfyUI's cast path produce a weight other than the resident self.weight.
+        if getattr(self, "weight_function", None) or getattr(self, "bias_function", None):
+            return True  # low-VRAM LoRA patches (LowVramPatch), weight wrappers
+        if hasattr(self, "_v"):
+            return True  # DynamicVRAM: streamed weight, LoRA in weight_lowvram_function
+        weight = self.weight
+        return weight is None or weight.device != x.device  # offloaded: keep no device copy
+
+    def _delta_on(self, device):
+        # (M - I, b) on the activations' device, shared by every stand-in folding the same map.
+        return self.hn_device_affine.on(device)
 
     def _fused_for(self, x):
         # Cached per weight version and activation dtype/device: the fuse costs a matrix product,
         # paid once per sampling run, not per step. A patched weight (LoRA) is a new Parameter.
         weight, bias = self.weight, self.bias
-        key = (id(weight), weight._version, None if bias is None else (id(bias), bias._version),
+        key = (_version_of(weight), None if bias is None else _version_of(bias), self._root_patches(),
                x.dtype, x.device, torch.is_inference_mode_enabled())
         cached = self.__dict__.get("_hn_fused")
         if cached is None or cached[0] != key:
@@ -58,9 +79,29 @@ class FoldedProjectionMixin:
             self.__dict__["_hn_fused"] = cached
         return cached[1], cached[2]
 
+    def _root_patches(self):
+        # Which weight patches ComfyUI last applied to the model (changes when in-place updates do).
+        root = self.__dict__.get("hn_root")
+        model = root() if root is not None else None
+        return getattr(model, "current_weight_patches_uuid", None)
 
-def make_folded(original: torch.nn.Module, records: list[FoldRecord], affines: list):
-    """A stand-in for `original` with the affine maps of `records` folded, applied in order."""
+
+def _version_of(tensor):
+    # Inference tensors (weights patched or loaded under torch.inference_mode, as ComfyUI's nodes
+    # do) keep no version counter: their identity and storage, with _root_patches, stand in for it.
+    try:
+        version = tensor._version
+    except RuntimeError:
+        version = None
+    return id(tensor), tensor.data_ptr(), version
+
+
+def make_folded(original: torch.nn.Module, records: list[FoldRecord], affines: list, root=None):
+    """A stand-in for `original` with the affine maps of `records` folded, applied in order.
+
+    `root`: the ComfyUI BaseModel the stand-in lives in (held weakly), whose weight-patch state
+    keys the fused-weight cache.
+    """
     cls = _folded_class(type(original))
     folded = copy.copy(original)
     folded.__class__ = cls
@@ -69,12 +110,11 @@ def make_folded(original: torch.nn.Module, records: list[FoldRecord], affines: l
     folded._buffers = dict(original._buffers)
     folded._modules = dict(original._modules)
     folded.hn_original = original
+    folded.__dict__["hn_root"] = None if root is None else weakref.ref(root)
     folded.hn_records = list(records)
     folded.hn_affines = list(affines)
-    affine = affines[0]
-    for step in affines[1:]:
-        affine = compose_affine(affine, step)
-    folded.hn_affine = affine
+    folded.hn_device_affine = _shared_affine(affines)
+    folded.hn_affine = folded.hn_device_affine.affine
     folded.__dict__.pop("_hn_fused", None)
     return folded
 
@@ -86,3 +126,35 @@ def _folded_class(base: type) -> type:
     if base not in _CLASSES:
         _CLASSES[base] = type(f"HypernetworkFolded{base.__name__}", (FoldedProjectionMixin, base), {})
     return _CLASSES[base]
+
+
+# One composed map per sequence of folded maps (the same for every layer of a width), so per-device
+# copies exist once, not once per layer. Values hold their `affines`, so the id keys stay unique.
+_SHARED: "weakref.WeakValueDictionary[tuple[int, ...], DeviceAffine]" = weakref.WeakValueDictionary()
+
+
+def _shared_affine(affines: list) -> "DeviceAffine":
+    key = tuple(id(a) for a in affines)
+    shared = _SHARED.get(key)
+    if shared is None:
+        shared = DeviceAffine(affines)
+        _SHARED[key] = shared
+    return shared
+
+
+class DeviceAffine:
+    """The composition of affine maps (applied in order), with its fp32 (M - I, b) per device."""
+
+    def __init__(self, affines: list) -> None:
+        self.affines = list(affines)
+        affine = affines[0]
+        for step in affines[1:]:
+            affine = compose_affine(affine, step)
+        self.affine = affine
+        self._on: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def on(self, device) -> tuple[torch.Tensor, torch.Tensor]:
+        device = torch.device(device)
+        if device not in self._on:
+            self._on[device] = residual_delta(self.affine, device)
+        return self._on[device]

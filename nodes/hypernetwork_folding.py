@@ -58,7 +58,7 @@ def fold_into(patched, network, strength: float, profile) -> None:
                 original = comfy.utils.get_attr(patched.model, key)
                 original, records, affines = getattr(original, "hn_original", original), [], []
             patched.add_object_patch(
-                key, make_folded(original, records + [record], affines + [affine_cache[cache_key]]))
+                key, make_folded(original, records + [record], affines + [affine_cache[cache_key]], patched.model))
 
 
 def unfold_all(patched, companion_for) -> None:
