@@ -1,7 +1,9 @@
 """Benchmark: one UNet step with no hypernetwork, with ComfyUI's built-in loader, and with ours.
 
-SD1.5 shapes (random weights), batch 2, 64x64 latent (on CPU; fp16 on CUDA when present).
-Cases: (a) [1, 2, 1] linear on all four SD1 dims, (b) [1, 2, 1] relu + layer norm.
+SD1.5 shapes (random weights; `--shape sdxl`: SDXL base), batch 2, 64x64 latent, in the model's
+dtype (`--dtype`; auto: fp32 on CPU, fp16 on CUDA).
+Cases: (a) [1, 2, 1] linear on all the family's dims (SD1 320/640/768/1280, SDXL 640/1280/2048),
+(b) [1, 2, 1] relu + layer norm.
 Each round loads one variant (untimed), warms it up once, then times one step; rounds
 alternate over variants so machine noise hits all alike. Prints medians and ratios to plain
 (and the minimum, the least disturbed run on a shared machine).
@@ -10,11 +12,14 @@ A second section times the hypernetwork work alone: the attn1/attn2 patches of t
 loader and of ours called on exactly the key/value inputs one step of this UNet gives them
 (recorded once), many rounds. It has far less noise than whole steps, and says what the
 UNet-level ratios cannot resolve on a busy machine.
+`--json FILE` writes the medians and ratios as one JSON object (scripts/gpu_check.py reads it).
 Usage: .venv/bin/python benchmarks/bench_inference.py [--rounds 5] [--size 64] [--batch 2] [--patch-rounds 15]
+       [--shape sd15|sdxl] [--dtype auto|fp32|fp16|bf16] [--json FILE]
 """
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import statistics
 import sys
@@ -25,9 +30,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.host import comfy_host, models  # noqa: E402  (our tests package, before ComfyUI's)
+from benchmarks.common import DTYPES, model_dtype  # noqa: E402
 
 logger = logging.getLogger("benchmarks")
-SD1_DIMS = (320, 640, 768, 1280)
+# Model builder, hypernetwork dims, text-context width, SDXL's extra vector (adm) width.
+SHAPES = {
+    "sd15": ("sd15", (320, 640, 768, 1280), 768, 0),
+    "sdxl": ("sdxl", (640, 1280, 2048), 2048, 2816),
+}
 
 
 def main() -> None:
@@ -36,6 +46,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64, help="latent height and width")
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--patch-rounds", type=int, default=15)
+    parser.add_argument("--shape", default="sd15", choices=sorted(SHAPES))
+    parser.add_argument("--dtype", default="auto", choices=DTYPES)
+    parser.add_argument("--json", help="write the results to this file as JSON")
     options = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -47,18 +60,20 @@ def main() -> None:
     apply_node = host.node_class("ApplyHypernetwork")()
 
     cuda = torch.cuda.is_available()
-    dtype = torch.float16 if cuda else None
-    plain = models.sd15(dtype=dtype)
+    dtype = model_dtype(options.dtype, cuda)
+    builder, dims, context_dim, adm = SHAPES[options.shape]
+    plain = getattr(models, builder)(dtype=dtype)
     device = mm.get_torch_device()
     x = torch.randn(options.batch, 4, options.size, options.size, device=device)
-    context = torch.randn(options.batch, 77, 768, device=device)
+    context = torch.randn(options.batch, 77, context_dim, device=device)
     sigma = torch.full((options.batch,), 5.0, device=device)
+    extra = {"y": torch.randn(options.batch, adm, device=device)} if adm else {}
 
     variants = {"plain": plain}
     with tempfile.TemporaryDirectory() as tmp:
         for case, config in (("a linear", hn.HypernetworkConfig()),
                              ("b relu+LN", hn.HypernetworkConfig(activation_func="relu", is_layer_norm=True))):
-            network = hn.Hypernetwork.create(SD1_DIMS, config, seed=0)
+            network = hn.Hypernetwork.create(dims, config, seed=0)
             path = str(Path(tmp) / f"{case.split()[0]}.pt")
             hn.save_hypernetwork(network, path)
             builtin = plain.clone()
@@ -74,7 +89,7 @@ def main() -> None:
         def one_step(patcher):
             with torch.inference_mode():
                 patcher.model.apply_model(x, sigma, c_crossattn=context,
-                                          transformer_options=patcher.model_options["transformer_options"])
+                                          transformer_options=patcher.model_options["transformer_options"], **extra)
             if cuda:
                 torch.cuda.synchronize()
 
@@ -89,13 +104,21 @@ def main() -> None:
 
         patch_times = _time_patches_alone(variants, one_step, options.patch_rounds)
 
-    logger.info("SD1.5 shapes, batch %d, %dx%d latent, %s, %s; %d rounds", options.batch, options.size,
-                options.size, device, "fp16" if cuda else "fp32", options.rounds)
+    logger.info("%s shapes, batch %d, %dx%d latent, %s, %s; %d rounds", options.shape, options.batch, options.size,
+                options.size, device, str(dtype).replace("torch.", ""), options.rounds)
     _report(times)
     logger.info("Hypernetwork work alone in one step (attn1 + attn2 patches on recorded inputs), %d rounds:",
                 options.patch_rounds)
     for name, runs in patch_times.items():
         logger.info("%-22s median %.3f s  min %.3f s", name, statistics.median(runs), min(runs))
+    if options.json:
+        base = statistics.median(times["plain"])
+        Path(options.json).write_text(json.dumps({
+            "benchmark": "apply", "shape": options.shape, "dtype": str(dtype).replace("torch.", ""),
+            "device": str(device), "batch": options.batch, "size": options.size,
+            "median_s": {name: statistics.median(runs) for name, runs in times.items()},
+            "ratio_to_plain": {name: statistics.median(runs) / base for name, runs in times.items()},
+        }, indent=1))
 
 
 def _report(times: dict) -> None:

@@ -4,16 +4,20 @@ Ours: one optimizer step of hn_core's TrainingRun through the node's own ComfyUI
 frozen clone with the training patch, ComfyUI's apply_model), with a hypernetwork on every SD1.5
 dim (320, 640, 768, 1280; A1111's default structure 1,2,1). Floor: the same UNet's forward plus
 a backward to its input latent, all weights frozen, no hypernetwork. SD1.5 shapes with random
-weights (built under inference mode, as a loader builds them), batch 1, 32x32 latent; fp32 on
-CPU, the model's dtype on a GPU. Both run in one process, taking turns; medians of several runs
-and the peak memory of each, without and with gradient checkpointing.
+weights (built under inference mode, as a loader builds them), batch 1, 32x32 latent; the weights
+in `--dtype` (auto: fp32 on CPU, fp16 on CUDA), computed in that dtype. `--kind sdxl`: SDXL base
+shapes (dims 640, 1280, 2048, pooled and size conditioning). Both run in one process, taking turns;
+medians of several runs and the peak memory of each, without and with gradient checkpointing.
+`--json FILE` writes the medians and ratios as JSON (scripts/gpu_check.py reads it).
 
-Usage: .venv/bin/python benchmarks/bench_train.py [--repeats 5] [--size 32] [--kind sd15]
+Usage: .venv/bin/python benchmarks/bench_train.py [--repeats 5] [--size 32] [--kind sd15|sdxl|tiny_sd1]
+       [--dtype auto|fp32|fp16|bf16] [--json FILE]
 """
 from __future__ import annotations
 
 import argparse
 import ctypes
+import json
 import logging
 import sys
 import threading
@@ -22,15 +26,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import import_comfy_host, interleaved_medians, logger  # noqa: E402
+from benchmarks.common import DTYPES, import_comfy_host, interleaved_medians, logger, model_dtype  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--size", type=int, default=32, help="latent height and width")
-    parser.add_argument("--kind", default="sd15", choices=("sd15", "tiny_sd1"))
+    parser.add_argument("--kind", default="sd15", choices=("sd15", "sdxl", "tiny_sd1"))
     parser.add_argument("--dims", default="auto")
+    parser.add_argument("--dtype", default="auto", choices=DTYPES)
+    parser.add_argument("--json", help="write the results to this file as JSON")
     options = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -48,13 +54,17 @@ def main() -> None:
     hn_core = host.pack_module("hn_core")
     attention = host.pack_module("nodes.model_attention")
 
+    dtype = model_dtype(options.dtype, torch.cuda.is_available())
     with torch.inference_mode():  # weights as a loader node leaves them: inference tensors
-        model = getattr(models, options.kind)(seed=0)
+        model = getattr(models, options.kind)(seed=0, dtype=dtype)
     widths = attention.attention_key_widths(model)
     dims = training.parse_dims(options.dims, widths["attn1"] | widths["attn2"])
     generator = torch.Generator().manual_seed(0)
     latent = torch.randn(1, 4, options.size, options.size, generator=generator)
     context = torch.randn(1, 77, max(widths["attn2"]), generator=generator)
+    adm = getattr(model.model, "adm_channels", 0)
+    # SDXL: pooled text for its vector conditioning (ComfyUI adds the size embeddings).
+    cond_extra = {"pooled_output": torch.randn(1, 1280, generator=generator)} if adm else {}
     logger.info("model %s, hypernetwork dims %s [1,2,1] linear, latent 1x4x%dx%d, device %s, %d threads",
                 options.kind, list(dims), options.size, options.size, model.load_device, torch.get_num_threads())
 
@@ -63,7 +73,7 @@ def main() -> None:
         for checkpointing in (False, True):
             network = hn_core.Hypernetwork.create(dims, hn_core.HypernetworkConfig(), seed=0)
             with session.training_clone(model, network, "auto", checkpointing) as (patcher, patch):
-                steps = _step_functions(patcher, patch, network, latent, context, model_call, training)
+                steps = _step_functions(patcher, patch, network, latent, context, cond_extra, model_call, training)
                 with training.TrainingRun(network, steps["data"], training.TrainingSettings(
                         max_steps=10**9, learning_rate="1e-5")) as run:
                     candidates = {"ours": run.step, "floor": steps["floor"]}
@@ -81,9 +91,18 @@ def main() -> None:
                         ", ".join(f"{t:.3f}" for t in runs))
         logger.info("ratio ours/floor = %.3f (target <= 1.15); memory ratio %.2f",
                     timings["ours"][0] / timings["floor"][0], memory["ours"] / max(memory["floor"], 1))
+    if options.json:
+        Path(options.json).write_text(json.dumps({
+            "benchmark": "train", "shape": options.kind, "dtype": str(dtype).replace("torch.", ""),
+            "device": str(model.load_device), "size": options.size, "dims": list(dims),
+            "runs": {("checkpointing" if checkpointing else "plain"): {
+                "median_s": {name: timings[name][0] for name in timings},
+                "ratio_to_floor": timings["ours"][0] / timings["floor"][0],
+                "peak_bytes": memory} for checkpointing, (timings, memory) in results.items()},
+        }, indent=1))
 
 
-def _step_functions(patcher, patch, network, latent, context, model_call, training):
+def _step_functions(patcher, patch, network, latent, context, cond_extra, model_call, training):
     """TrainingData for our step, and the floor step, on the same loaded model."""
     import torch
 
@@ -93,15 +112,17 @@ def _step_functions(patcher, patch, network, latent, context, model_call, traini
     data = training.TrainingData(
         latents=clean, sigmas=model_call.discrete_sigmas(model_sampling),
         noise_scaling=lambda sigma, noise, x: model_sampling.noise_scaling(sigma, noise, x),
-        predict=model_call.ModelCall(patcher, patch, clean, [[context.clone(), {}]]),
+        predict=model_call.ModelCall(patcher, patch, clean, [[context.clone(), dict(cond_extra)]]),
         target=model_call.prediction_target(model_sampling))
     sigma = torch.tensor([float(model_sampling.sigmas[500])], device=device)
     noise = torch.randn(latent.shape, generator=torch.Generator().manual_seed(1)).to(device)
     cross_attention = context.to(device)
+    adm = getattr(patcher.model, "adm_channels", 0)
+    vector = {"y": torch.zeros(1, adm, device=device)} if adm else {}
 
     def floor():
         x = (clean[0][None] + sigma.view(-1, 1, 1, 1) * noise).requires_grad_(True)
-        out = patcher.model.apply_model(x, sigma, c_crossattn=cross_attention, transformer_options={})
+        out = patcher.model.apply_model(x, sigma, c_crossattn=cross_attention, transformer_options={}, **vector)
         torch.nn.functional.mse_loss(out.float(), clean[0][None]).backward()
         assert x.grad is not None
 

@@ -11,6 +11,16 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 logger = logging.getLogger("benchmarks")
+DTYPES = ("auto", "fp32", "fp16", "bf16")  # --dtype choices
+
+
+def model_dtype(name: str, cuda: bool):
+    """The torch dtype for a --dtype choice (auto: fp16 on CUDA, fp32 on the CPU)."""
+    import torch
+
+    if name == "auto":
+        return torch.float16 if cuda else torch.float32
+    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
 
 
 def interleaved_medians(candidates: dict, repeats: int, warmup: int = 1) -> dict[str, tuple[float, list[float]]]:
