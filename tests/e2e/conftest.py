@@ -18,11 +18,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:  # `tools` lives at the repository root
     sys.path.append(str(REPO_ROOT))
 
-from hn_core.batch.base_dir import link_into, prepare_base_dir  # noqa: E402
-from hn_core.batch.server_process import ComfyServer, server_env  # noqa: E402
+from hn_core.batch.server_process import server_env  # noqa: E402
 from tools import default_model  # noqa: E402
-from tools.demo_hypernetwork import write_demos  # noqa: E402
 from tools.layout import DEFAULT_CACHE  # noqa: E402
+from tests.e2e.servers import served  # noqa: E402
 
 
 def pytest_configure(config):
@@ -51,14 +50,8 @@ def default_checkpoint(comfy_root, cache_dir) -> Path:
 @pytest.fixture(scope="session")
 def e2e_server(comfy_root, cache_dir, default_checkpoint, tmp_path_factory):
     """``(server, base)``: ComfyUI with the default checkpoint and the demo hypernetwork."""
-    out = tmp_path_factory.mktemp("e2e-server")
-    base = prepare_base_dir(out / "base")
-    link_into(base.checkpoints / default_checkpoint.name, default_checkpoint)
-    write_demos(base.hypernetworks)
-    server = ComfyServer(comfy_root, base, out / "comfyui.log", extra_args=["--disable-metadata"],
-                         pycache_dir=cache_dir / "pycache")
-    with server:
-        yield server, base
+    with served(comfy_root, cache_dir, default_checkpoint, tmp_path_factory.mktemp("e2e-server")) as started:
+        yield started
 
 
 @pytest.fixture(scope="session")

@@ -2,9 +2,11 @@
 
 ``FrontendPage`` opens the page, waits until the app is up, loads a UI-format workflow the way
 the frontend's own file loader does (``app.loadGraphData``) and reports what a user would see
-go wrong: open dialogs and toasts (the missing-node-types dialog is one), console errors and
-warnings, uncaught exceptions, nodes without a registered type, widget values the node's
-definition does not allow, values the frontend dropped or moved.
+go wrong: open dialogs, toasts and notification cards (older frontends report missing node types
+in a dialog; 1.49+ in a card whose "View details" opens the error panel, whose groups are read
+too), console errors and warnings, uncaught exceptions, nodes without a registered type, widget
+values the node's definition does not allow, values the frontend dropped or moved. Node ids are
+compared as strings: newer frontends give live ids as strings, files hold numbers.
 
 Requests to hosts other than the test server are aborted: the frontend asks comfy.org for release
 notes and node metadata, which must not make a test depend on the internet.
@@ -47,10 +49,13 @@ _READ_GRAPH = """
 }
 """
 _OPEN_OVERLAYS = """
-() => [...document.querySelectorAll('.p-dialog, .p-toast-message')]
-        .filter((el) => el.offsetParent !== null || el.getClientRects().length)
-        .map((el) => el.innerText.trim().slice(0, 500))
+() => [...new Set([...document.querySelectorAll(
+          '.p-dialog, .p-toast-message, [role=dialog], [role=alertdialog], [role=alert], [role=status]')]
+        .filter((el) => el.getClientRects().length && (el.innerText || '').trim())
+        .map((el) => el.innerText.trim().slice(0, 500)))]
 """
+# The error panel a notification card's "View details" opens (frontend 1.49+): one group per kind.
+_ERROR_GROUPS = "section[data-testid^='error-group-']"
 
 
 def chromium_path() -> str:
@@ -108,9 +113,26 @@ class FrontendPage:
         graph = self.page.evaluate(_READ_GRAPH)
         report = LoadReport(nodes=graph["nodes"])
         report.problems += [f"open dialog or message: {text!r}" for text in self.page.evaluate(_OPEN_OVERLAYS)]
+        report.problems += [f"error panel: {text!r}" for text in self._error_details()]
         report.problems += list(self.console)
         report.problems += _graph_problems(workflow, graph)
         return report
+
+    def version(self) -> str | None:
+        """The frontend version the page runs (what the frontend's own About panel shows)."""
+        return self.page.evaluate("() => window.__COMFYUI_FRONTEND_VERSION__ ?? null")
+
+    def _error_details(self) -> list[str]:
+        # What a user reads after pressing the card's "View details": the error panel's groups.
+        details = self.page.locator("[role=status]").get_by_text("View details")
+        if not details.count():
+            return []
+        details.first.click()
+        try:
+            self.page.wait_for_selector(_ERROR_GROUPS, timeout=10_000)
+        except Exception:  # Playwright's TimeoutError: a card without details is reported as it is
+            return []
+        return [text.strip()[:500] for text in self.page.locator(_ERROR_GROUPS).all_inner_texts() if text.strip()]
 
     def screenshot(self, path) -> None:
         self.page.screenshot(path=str(path))
@@ -121,10 +143,10 @@ class FrontendPage:
 
 def _graph_problems(workflow: dict, graph: dict) -> list[str]:
     problems = []
-    loaded = {node["id"]: node for node in graph["nodes"]}
+    loaded = {str(node["id"]): node for node in graph["nodes"]}  # ids: numbers in files, strings in 1.49+
     for node in workflow["nodes"]:
         where = f"node {node['id']} ({node['type']})"
-        live = loaded.get(node["id"])
+        live = loaded.get(str(node["id"]))
         if live is None or live["type"] != node["type"]:
             problems.append(f"{where} is not on the loaded graph")
             continue

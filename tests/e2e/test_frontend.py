@@ -1,10 +1,11 @@
 """Every UI workflow opens cleanly in the real ComfyUI web frontend, in headless Chromium.
 
-The frontend is the ``comfyui-frontend-package`` the test server serves; the browser is Debian's
-``chromium``, driven with Playwright. For each ``workflows/*.json``: no dialog or warning (the
-missing-node-types dialog above all), no console error, every node a registered type, every
-widget value one its node allows, and the pack's nodes on the graph. A screenshot of the loaded
-graph goes into the test's tmp dir.
+Twice: in the ``comfyui-frontend-package`` the host pins (1.32.9 on ComfyUI 0.3.75, 1.49.6 on
+0.33) and in the newest one (1.58.x; see tests/e2e/frontends.py), each served by a real ComfyUI.
+The browser is Debian's ``chromium``, driven with Playwright. For each ``workflows/*.json``: no
+dialog, warning or error card (the missing-node report above all, and newer frontends' missing
+models), no console error, every node a registered type, every widget value one its node allows,
+and the pack's nodes on the graph. A screenshot of the loaded graph goes into the test's tmp dir.
 """
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from PIL import Image
 from playwright.sync_api import sync_playwright
 
 from hn_core.batch.base_dir import PACK_NAME
+from tests.e2e import frontends
+from tests.e2e.servers import served
 from tests.e2e.frontend_page import VIEWPORT, FrontendPage, chromium_path
 from tools.demo_dataset import install_into
 from tools.layout import REPO_ROOT
@@ -27,11 +30,25 @@ pytestmark = pytest.mark.e2e
 UI_WORKFLOWS = sorted((REPO_ROOT / "workflows").glob("*.json"))
 
 
-@pytest.fixture(scope="module")
-def frontend_server(e2e_server):
-    """The e2e server, with what the workflows select in place and the first-run template
-    browser switched off (it opens over the canvas of a fresh user)."""
-    server, base = e2e_server
+@pytest.fixture(scope="module", params=["pinned", "newest"])
+def frontend(request, e2e_server, comfy_root, cache_dir, default_checkpoint, tmp_path_factory):
+    """``(Frontend, server)``: the pinned frontend on the e2e server, or the newest one on a second
+    server started with ``--front-end-root``; what the workflows select is in place, and the
+    first-run template browser (it opens over the canvas of a fresh user) is switched off."""
+    if request.param == "pinned":
+        server, base = e2e_server
+        yield frontends.pinned(), _ready(server, base)
+        return
+    newest = frontends.newest()
+    if newest is None:
+        pytest.skip(frontends.install_hint())
+    out = tmp_path_factory.mktemp("newest-frontend")
+    with served(comfy_root, cache_dir, default_checkpoint, out,
+                ("--front-end-root", str(newest.static_dir))) as (server, base):
+        yield newest, _ready(server, base)
+
+
+def _ready(server, base):
     install_into(base.input)
     server.post_json("/settings/Comfy.TutorialCompleted", True)
     return server
@@ -46,8 +63,8 @@ def browser():
 
 
 @pytest.fixture
-def page(browser, frontend_server):
-    page = FrontendPage(browser, frontend_server.url)
+def page(browser, frontend):
+    page = FrontendPage(browser, frontend[1].url)
     page.open()
     yield page
     page.close()
@@ -56,6 +73,10 @@ def page(browser, frontend_server):
 @pytest.fixture(scope="module")
 def pack_node_types(object_info) -> set[str]:
     return {name for name, spec in object_info.items() if spec.get("python_module", "").endswith(PACK_NAME)}
+
+
+def test_the_frontend_meant_is_the_one_served(page, frontend):
+    assert page.version() == frontend[0].version
 
 
 @pytest.mark.parametrize("ui_path", UI_WORKFLOWS, ids=lambda p: p.stem)
@@ -84,5 +105,6 @@ def test_a_broken_workflow_is_reported(page):
     sampler = next(n for n in broken["nodes"] if n["type"] == "KSampler")
     sampler["widgets_values"][4] = "no_such_sampler"
     problems = "\n".join(page.load_workflow(broken, "broken").problems)
-    assert "NoSuchHypernetworkNode" in problems and "missing nodes" in problems.lower()
+    # What the user reads: the missing-nodes dialog (1.32), or the card and its error panel (1.49+).
+    assert "NoSuchHypernetworkNode" in problems and "missing node" in problems.lower(), problems
     assert "'no_such_sampler' is not one of" in problems
