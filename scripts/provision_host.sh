@@ -86,6 +86,18 @@ fi
 log "installing the pack's requirements and the test tools"
 pip_install -r "$hn_root/requirements.txt" -r "$hn_root/requirements-dev.txt"
 
+# The newest frontend for the frontend tests (tests/e2e/frontends.py), beside the pinned one, for a
+# COMFYUI_PATH host (today's ComfyUI serves it; the pinned 0.3.75 host does not): --target, so the
+# package the host pins stays what ComfyUI serves by default.
+newest_frontend="comfyui-frontend-package==1.58.1"
+newest_target="$venv/frontend-newest"
+if [ "$comfy_root" != "$hn_pinned_root" ] \
+        && [ ! -f "$newest_target/comfyui_frontend_package-${newest_frontend##*==}.dist-info/METADATA" ]; then
+    log "installing $newest_frontend into $newest_target"
+    rm -rf "$newest_target"
+    "$py" -m pip install --disable-pip-version-check -q --no-deps --target "$newest_target" "$newest_frontend"
+fi
+
 # Headless Chromium for the frontend tests (tests/e2e/test_frontend.py): Debian's package, because
 # browsers cannot be downloaded from CDNs here. Playwright (requirements-dev.txt) only drives it.
 if [ -z "${HN_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
