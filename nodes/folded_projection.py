@@ -1,8 +1,12 @@
 """A to_k / to_v projection with linear hypernetworks folded into its weight (the speed path).
 
-The stand-in is the original ComfyUI Linear (same class, same parameters under the same names),
-so ModelPatcher still finds and patches `...to_k.weight` (LoRA etc.) and casts it as usual;
-only forward differs: one F.linear with W (I + sA) instead of a hypernetwork MLP before W.
+The stand-in is the original ComfyUI Linear with another forward: it shares the original's
+instance dict (parameters, buffers, and every flag ComfyUI keeps on a layer: comfy_patched_weights,
+weight_function, _v, ...), so the layer has one state whichever of the two objects is live.
+ModelPatcher finds and patches `...to_k.weight` (LoRA etc.) and casts it as usual, a stand-in made
+while another clone's patched weights are loaded never carries them, and nothing the stand-in saw
+survives its removal. Only forward differs: one F.linear with W (I + sA) instead of a hypernetwork
+MLP before W. The hypernetwork state of a stand-in lives beside it (`_STATE`), never in the shared dict.
 
 Where ComfyUI makes the weight afresh for each call, the stand-in asks ComfyUI for it
 (`comfy.ops.cast_bias_weight`, which applies LoRA and other weight patches) and folds per call,
@@ -35,8 +39,65 @@ class FoldRecord:
     profile: object
 
 
+@dataclass
+class FoldState:
+    """What a stand-in adds to its layer: the folded records and maps, and its fused-weight cache."""
+
+    original: torch.nn.Module
+    records: list
+    affines: list
+    device_affine: "DeviceAffine"
+    root: object  # weakref to the ComfyUI BaseModel, or None
+    fused: tuple | None = None
+
+
+# Stand-in -> its FoldState. Weak keys: a stand-in dropped with its clone takes its state along.
+_STATE: "weakref.WeakKeyDictionary[torch.nn.Module, FoldState]" = weakref.WeakKeyDictionary()
+
+
 class FoldedProjectionMixin:
     """Forward of a Linear whose input first goes through the folded hypernetworks."""
+
+    @property
+    def hn_state(self) -> FoldState:
+        try:
+            return _STATE[self]
+        except KeyError:
+            raise AttributeError("hn_state") from None
+
+    @property
+    def hn_original(self):
+        return self.hn_state.original
+
+    @property
+    def hn_records(self):
+        return self.hn_state.records
+
+    @property
+    def hn_affines(self):
+        return self.hn_state.affines
+
+    @property
+    def hn_device_affine(self):
+        return self.hn_state.device_affine
+
+    @property
+    def hn_affine(self):
+        return self.hn_state.device_affine.affine
+
+    @property
+    def hn_fused_cached(self) -> bool:
+        """Whether this stand-in keeps a fused weight (never where ComfyUI makes weights per call)."""
+        return self.hn_state.fused is not None
+
+    def __deepcopy__(self, memo):
+        # A copy of the layer under a copy of this stand-in (the state is not in the shared dict).
+        state = self.hn_state
+        root = None if state.root is None else state.root()
+        copied = make_folded(copy.deepcopy(state.original, memo), state.records, state.affines,
+                             memo.get(id(root), root))
+        memo[id(self)] = copied
+        return copied
 
     def forward(self, x):
         run_every_op = getattr(comfy.ops, "run_every_op", None)
@@ -68,20 +129,22 @@ class FoldedProjectionMixin:
     def _fused_for(self, x):
         # Cached per weight version and activation dtype/device: the fuse costs a matrix product,
         # paid once per sampling run, not per step. A patched weight (LoRA) is a new Parameter.
+        state = self.hn_state
         weight, bias = self.weight, self.bias
         key = (_version_of(weight), None if bias is None else _version_of(bias), self._root_patches(),
                x.dtype, x.device, torch.is_inference_mode_enabled())
-        cached = self.__dict__.get("_hn_fused")
+        cached = state.fused
         if cached is None or cached[0] != key:
+            state.fused = None  # drop the old copy before making the new one
             fused_weight, fused_bias = fuse_projection(
                 weight.to(x.device), None if bias is None else bias.to(x.device), self.hn_affine)
             cached = (key, fused_weight.to(x.dtype), fused_bias.to(x.dtype))
-            self.__dict__["_hn_fused"] = cached
+            state.fused = cached
         return cached[1], cached[2]
 
     def _root_patches(self):
         # Which weight patches ComfyUI last applied to the model (changes when in-place updates do).
-        root = self.__dict__.get("hn_root")
+        root = self.hn_state.root
         model = root() if root is not None else None
         return getattr(model, "current_weight_patches_uuid", None)
 
@@ -103,19 +166,13 @@ def make_folded(original: torch.nn.Module, records: list[FoldRecord], affines: l
     keys the fused-weight cache.
     """
     cls = _folded_class(type(original))
-    folded = copy.copy(original)
-    folded.__class__ = cls
-    # Own parameter/buffer dicts: ModelPatcher swaps parameters on the stand-in, not on the original.
-    folded._parameters = dict(original._parameters)
-    folded._buffers = dict(original._buffers)
-    folded._modules = dict(original._modules)
-    folded.hn_original = original
-    folded.__dict__["hn_root"] = None if root is None else weakref.ref(root)
-    folded.hn_records = list(records)
-    folded.hn_affines = list(affines)
-    folded.hn_device_affine = _shared_affine(affines)
-    folded.hn_affine = folded.hn_device_affine.affine
-    folded.__dict__.pop("_hn_fused", None)
+    folded = cls.__new__(cls)
+    # One state for the layer: the stand-in and the original share their instance dict, so what
+    # ComfyUI sets on the live one (patched weights, per-call weight functions, load flags) is what
+    # the other sees, and a stand-in made now carries nothing from the moment it was made.
+    folded.__dict__ = original.__dict__
+    _STATE[folded] = FoldState(original, list(records), list(affines), _shared_affine(affines),
+                               None if root is None else weakref.ref(root))
     return folded
 
 

@@ -125,7 +125,7 @@ def _compare() -> dict:
             for hook in hooks:
                 hook.remove()
         outputs[name] = (x - denoised) / lf.SIGMA
-        left_on_gpu = sum("_hn_fused" in m.__dict__ for m in patcher.object_patches.values())
+        left_on_gpu = sum(m.hn_fused_cached for m in patcher.object_patches.values())
         seen["fused_copies_kept"] = left_on_gpu
     errors = lf.path_errors(outputs)
     folded_with_lora = routes["lora+hn folded"]
