@@ -1,29 +1,24 @@
-"""The embedded default model: a random-weight checkpoint that ComfyUI loads as SD1.5.
+"""The embedded default model: a checkpoint that ComfyUI loads as SD1.5, made here, cached.
 
-No weights can be downloaded, so the main job makes its own checkpoint. It is built from
-ComfyUI's own classes (``comfy.supported_models.SD15`` -> ``comfy.model_base`` UNet,
-``comfy.sd1_clip.SD1ClipModel`` CLIP-L text encoder, ``comfy.ldm.models.autoencoder.AutoencoderKL``
-VAE) and its keys come from ComfyUI's saving helper (``BaseModel.state_dict_for_saving``), so the
-file has the layout of an original SD1.5 checkpoint: ``model.diffusion_model.*``,
-``cond_stage_model.transformer.text_model.*``, ``first_stage_model.*``. ``CheckpointLoaderSimple``
-detects it from those keys exactly as it detects a real one.
+No weights can be downloaded, so the main job uses a checkpoint this project makes. Variants:
 
-Variants (the UNet differs; CLIP-L and the VAE are always the real SD1.x shapes):
+* ``demo`` (default): the small model the project trained to draw its shape world
+  (``tools/train_demo_model.py``; trained UNet and TAESD autoencoder weights committed under
+  ``assets/demo_model/``, plus a seeded random CLIP-L, see ``tools/demo_checkpoint.py``). It draws
+  "a red circle on a blue background" and nothing else: a demonstration, not a general model.
+* ``sd15-small``: random weights, SD1.5's UNet with one res block per level and three levels
+  (channel_mult 1, 2, 4), real CLIP-L and VAE shapes: the cost of a larger model, no pictures.
+* ``sd15``: random weights, the true SD1.5 UNet shapes.
 
-* ``sd15-small`` (default): SD1.5's UNet with one res block per level and three levels
-  (channel_mult 1, 2, 4) instead of two res blocks and four levels. ComfyUI's detector reads the
-  block layout from the keys and matches SD1.5 on model_channels 320 and context_dim 768, so it
-  still loads as SD15; self-attention widths stay 320 / 640 / 1280 and cross-attention 768, the
-  widths a hypernetwork patches. 420 M UNet parameters instead of 860 M: half the file, load and
-  generation time, and about two thirds of the compute per step.
-* ``sd15``: the true SD1.5 UNet shapes.
-
-Weights: torch's default initialisation for each layer type, from a fixed seed; saved as fp16
-safetensors. The file is cached and regenerated only when missing or not the expected one.
+Files have the layout of an original SD1.5 checkpoint (``model.diffusion_model.*``,
+``cond_stage_model.transformer.text_model.*``, ``first_stage_model.*``), written with ComfyUI's own
+key conversions, so ``CheckpointLoaderSimple`` detects them as it detects a real one. The file is
+cached and regenerated only when missing or not the expected one (its metadata names the recipe,
+and for ``demo`` the hash of the committed weights).
 
 Run as a module (it imports ComfyUI, so the main job runs it as a subprocess)::
 
-    python -m tools.default_model --comfyui .host/ComfyUI --out model.safetensors [--variant sd15]
+    python -m tools.default_model --comfyui .host/ComfyUI --out model.safetensors [--variant demo]
 """
 from __future__ import annotations
 
@@ -36,12 +31,15 @@ import sys
 import time
 from pathlib import Path
 
+from . import demo_checkpoint
+
 log = logging.getLogger(__name__)
 
 # Bump when the recipe changes, so cached files made by an older recipe are rebuilt.
-RECIPE_VERSION = "1"
+RECIPE_VERSION = "2"
 DEFAULT_SEED = 1234
-DEFAULT_VARIANT = "sd15-small"
+DEFAULT_VARIANT = "demo"
+DEMO = "demo"
 
 _UNET_COMMON = {
     "use_checkpoint": False, "image_size": 32, "in_channels": 4, "out_channels": 4,
@@ -60,6 +58,7 @@ UNET_CONFIGS = {
         "transformer_depth": [1, 1, 1, 1, 1, 1, 0, 0], "transformer_depth_middle": 1,
         "transformer_depth_output": [1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0],
     },
+    DEMO: demo_checkpoint.UNET_CONFIG,
 }
 # comfy.sd.VAE's default SD1.x/SD2.x VAE (AutoencoderKL).
 VAE_DDCONFIG = {
@@ -70,11 +69,14 @@ VAE_EMBED_DIM = 4
 
 
 def file_name(variant: str) -> str:
-    return f"hn-default-{variant}.safetensors"
+    return "hn-demo-sd15.safetensors" if variant == DEMO else f"hn-default-{variant}.safetensors"
 
 
 def expected_metadata(variant: str, seed: int) -> dict[str, str]:
-    return {"hn_default_model": RECIPE_VERSION, "variant": variant, "seed": str(seed)}
+    metadata = {"hn_default_model": RECIPE_VERSION, "variant": variant, "seed": str(seed)}
+    if variant == DEMO:  # a new commit of the trained weights makes a new file
+        metadata["weights_sha256"] = demo_checkpoint.weights_digest()
+    return metadata
 
 
 # ---------------------------------------------------------------------------------------------
@@ -138,6 +140,8 @@ def ensure_default_model(comfy_root: Path, cache_dir: Path, variant: str = DEFAU
 
 def build_state_dict(variant: str, seed: int):
     """The full checkpoint state dict (fp16), keys as in an original SD1.5 file."""
+    if variant == DEMO:
+        return demo_checkpoint.assemble(*demo_checkpoint.load_trained_parts())
     import torch
     import comfy.sd1_clip
     import comfy.supported_models
@@ -153,11 +157,8 @@ def build_state_dict(variant: str, seed: int):
 
     vae = AutoencoderKL(ddconfig=dict(VAE_DDCONFIG), embed_dim=VAE_EMBED_DIM)
     randomize_(vae, seed + 2)
-
-    # ComfyUI's own conversion to checkpoint keys: UNet prefix, clip_l. -> cond_stage_model.
-    # (dropping text_projection / logit_scale, which SD1.5 files lack), VAE prefix.
-    state_dict = model.state_dict_for_saving(clip_state_dict=clip.state_dict(), vae_state_dict=vae.state_dict())
-    return {k: v.detach().to(torch.float16).contiguous() for k, v in state_dict.items()}
+    return demo_checkpoint.checkpoint_keys(model_config, model.diffusion_model.state_dict(), vae.state_dict(),
+                                           model_config.process_clip_state_dict_for_saving(clip.state_dict()))
 
 
 def randomize_(module, seed: int) -> None:
@@ -214,7 +215,8 @@ def generate(path: Path, variant: str, seed: int) -> None:
     built = time.perf_counter()
     metadata = {**expected_metadata(variant, seed), "tensor_count": str(len(state_dict)),
                 "modelspec.architecture": "stable-diffusion-v1",
-                "description": "random weights, made by comfyui-hypernetworks tools/default_model.py"}
+                "description": ("the shape-world demo model trained by comfyui-hypernetworks (CC0)" if variant == DEMO
+                                else "random weights, made by comfyui-hypernetworks tools/default_model.py")}
     tmp = path.with_name(path.name + ".partial")
     save_file(state_dict, str(tmp), metadata=metadata)
     del state_dict
