@@ -4,16 +4,18 @@
 
 (the script provisions the host, then runs ``python -m tools.main_job --comfyui <root> ...``).
 
-1. the checkpoint: the one named, else the embedded default model (``tools.default_model``: a
-   seeded SD1.5-layout checkpoint with random weights, generated once into ``--cache``);
-2. the demo hypernetwork (``tools.demo_hypernetwork``) and the demo dataset (``datasets/``,
-   captioned images made by the project) are staged for the server;
+1. the checkpoint: the one named, else the embedded default model (``tools.default_model``: the
+   small SD1.5-layout model this project trained to draw its shape world, assembled once into
+   ``--cache``);
+2. the demo hypernetworks (``tools.demo_hypernetwork``) and the demo dataset (``datasets/``:
+   eight pictures in a style the default model never saw, made by the project) are staged;
 3. the batch runner (``hn_core.batch``) starts its embedded ComfyUI on 127.0.0.1 and runs every
    API workflow in ``--workflows``: train a hypernetwork on the demo images, save it, render a
    strength sweep with and without it; apply one; stack two with a strength schedule;
-4. into ``--output``: ``images/`` (every output, named by job), ``contact_sheet.png``,
-   ``loss_graph.png``, ``hypernetworks/`` (what the training saved), ``summary.json``,
-   ``comfyui.log``; the server is always stopped.
+4. into ``--output``: ``images/`` (every output, named by job), ``contact_sheet.png`` (the
+   training set, then the trained network's strength sweep, one row per strength with its style
+   distance, then every other job), ``loss_graph.png``, ``hypernetworks/`` (what the training
+   saved), ``summary.json`` (with ``style_sweep``), ``comfyui.log``; the server is always stopped.
 
 A second run with the same inputs finds its jobs done in ``images/manifest.json`` and only
 rebuilds the sheet; ``--fresh`` starts over. Exit status: 0 when every job succeeded, 1 when one
@@ -36,10 +38,12 @@ from hn_core.batch import (BatchError, BatchResult, ServerError, embedded_server
 
 from . import default_model
 from .contact_sheet import contact_sheet
-from .demo_dataset import install_into
+from .demo_dataset import DATASET_DIR, install_into
 from .demo_hypernetwork import write_demos
 from .layout import DEFAULT_CACHE, DEFAULT_OUTPUT, DEFAULT_WORKFLOWS
 from .prompts import missing_node_types, substitute_models
+from .style_score import load_rgb
+from .style_sweep import prompt_text_of, style_sweep
 
 log = logging.getLogger("main_job")
 
@@ -56,7 +60,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="run_main_job.sh", description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", metavar="NAME_OR_PATH",
                    help="a checkpoint file, or a name in the ComfyUI tree's models/checkpoints "
-                        "(default: the embedded default model, random weights)")
+                        "(default: the embedded demo model, which draws only simple shapes)")
     p.add_argument("--workflows", type=Path, default=DEFAULT_WORKFLOWS, metavar="DIR",
                    help="folder of API-format workflow JSON files (default: workflows/api)")
     p.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, metavar="DIR",
@@ -91,10 +95,11 @@ def default_checkpoint(args, comfy_root: Path, cache: Path, summary: dict) -> Pa
     path, generated = default_model.ensure_default_model(
         comfy_root, cache, args.default_model, env=server_env(cache / "pycache"))
     seconds = time.perf_counter() - t0
-    log.info("No checkpoint named: using the embedded default model %s (%s layout, RANDOM weights, "
-             "%.0f MB, %s in %.1f s). The images show the pipeline working, not a picture.",
+    what = ("the project's small demo model: it draws coloured shapes on plain backgrounds, nothing else"
+            if args.default_model == default_model.DEMO else "RANDOM weights: the images show the pipeline, not a picture")
+    log.info("No checkpoint named: using the embedded default model %s (%s layout, %.0f MB, %s in %.1f s): %s.",
              path.name, args.default_model, path.stat().st_size / 1e6,
-             "generated" if generated else "found in the cache", seconds)
+             "generated" if generated else "found in the cache", seconds, what)
     summary["default_model"] = {"path": str(path), "variant": args.default_model, "generated": generated,
                                 "seconds": round(seconds, 2), "bytes": path.stat().st_size}
     return path
@@ -181,6 +186,7 @@ def node_of(job, output: Path) -> tuple[str, dict]:
 
 def write_sheets(result: BatchResult, output: Path, summary: dict) -> None:
     rows, loss_graphs = [], []
+    style_images = sorted(DATASET_DIR.glob("*.png"))
     for job_result in result.results:
         renders = []
         for path in job_result.outputs:
@@ -189,8 +195,23 @@ def write_sheets(result: BatchResult, output: Path, summary: dict) -> None:
                 loss_graphs.append((job_result.job.name, path))
             else:
                 label = str(node.get("inputs", {}).get("filename_prefix") or f"node {node_id}")
-                renders.append((_graph_order(node_id), label, path))
-        rows.append((job_result.job.name, [(label, path) for _o, label, path in sorted(renders)]))
+                renders.append((_graph_order(node_id), label, path, node_id))
+        sweep = style_sweep(job_result.job.prompt, [(node_id, path) for *_x, path, node_id in renders],
+                            [load_rgb(p) for p in style_images])
+        node_of_path = {path: node_id for *_x, path, node_id in renders}
+        if len(sweep) > 1:  # a strength sweep: the style set, then one row per strength
+            summary.setdefault("style_sweep", sweep)
+            rows.append((f"{job_result.job.name}: the training set (style to learn)",
+                         [(p.stem, p) for p in style_images]))
+            rows.extend((f"{job_result.job.name}: strength {point['strength']:g}, style distance "
+                         f"{point['style_distance']:.3f} (0 = the training set's colours)",
+                         [(prompt_text_of(job_result.job.prompt, node_of_path[Path(p)]) or Path(p).name, Path(p))
+                          for p in point["images"]])
+                        for point in sweep)
+            log.info("style sweep of %s: %s", job_result.job.name,
+                     ", ".join(f"strength {p['strength']:g} -> {p['style_distance']:.3f}" for p in sweep))
+        else:
+            rows.append((job_result.job.name, [(label, path) for _o, label, path, _n in sorted(renders)]))
     if any(items for _t, items in rows):
         summary["contact_sheet"] = str(contact_sheet(rows, output / "contact_sheet.png"))
     for job_name, path in loss_graphs:

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tools import demo_dataset
 from tools.layout import REPO_ROOT
+from tools.style_score import style_distance
 
 pytestmark = pytest.mark.e2e
 
@@ -39,7 +41,7 @@ def test_main_job_trains_renders_and_sheets_through_the_batch_runner(tmp_path, c
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-6000:]
     assert summary["ok"] and summary["default_model"]["path"] == str(default_checkpoint)
-    assert "RANDOM weights" in log  # the user is told plainly the default model is random
+    assert "draws coloured shapes on plain backgrounds, nothing else" in log  # told plainly what the model is
 
     shipped = sorted(p.stem for p in (REPO_ROOT / "workflows" / "api").glob("*.json"))
     jobs = {job["name"]: job for job in summary["jobs"]}
@@ -60,14 +62,20 @@ def test_main_job_trains_renders_and_sheets_through_the_batch_runner(tmp_path, c
     network = load_hypernetwork(str(trained))
     assert network.info.step == train_node["inputs"]["steps"]
 
-    # The sweep: strength 0 is the model without the hypernetwork, and strength 1 differs from it.
-    renders = {}
-    for output in map(Path, jobs["train_hypernetwork"]["outputs"]):
-        node_id = output.name[len("train_hypernetwork_"):].split("_")[0]
-        renders[train_prompt[node_id]["inputs"].get("filename_prefix")] = output
-    without = np.asarray(Image.open(renders["train_hypernetwork_strength_0"]).convert("RGB"), dtype=np.int16)
-    full = np.asarray(Image.open(renders["train_hypernetwork_strength_1"]).convert("RGB"), dtype=np.int16)
-    assert np.abs(without - full).max() > 0
+    # The sweep: the trained network visibly steers the demo model toward the training set's style.
+    sweep = summary["style_sweep"]
+    assert [point["strength"] for point in sweep] == [0.0, 0.5, 1.0]
+    images = [[Path(p) for p in point["images"]] for point in sweep]
+    assert all(len(paths) == len(images[0]) >= 2 and all(p.is_file() for p in paths) for paths in images)
+    style = sorted((REPO_ROOT / "datasets" / "hn_demo_dataset").glob("*.png"))
+    distance = [style_distance(paths, style) for paths in images]  # recomputed here, not read back
+    assert distance == pytest.approx([point["style_distance"] for point in sweep], abs=1e-4)
+    assert distance[0] > distance[1] > distance[2], distance  # monotonic in strength
+    assert distance[2] <= 0.5 * distance[0], distance  # strength 1 closes at least half the gap
+    # Toward the style it learned (sepia), not toward the other held-out style (blueprint).
+    other = demo_dataset.style_pictures(demo_dataset.OTHER_STYLE)
+    other_distance = [style_distance(paths, other) for paths in images]
+    assert other_distance[2] > distance[2] and (other_distance[0] - other_distance[2]) < (distance[0] - distance[2])
 
     # The contact sheet holds every render; the loss graph is ComfyUI's Plot Loss Graph image.
     with Image.open(out / "contact_sheet.png") as sheet:
