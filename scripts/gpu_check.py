@@ -185,36 +185,37 @@ def _junit_counts(report: Path) -> dict[str, int]:
     return {"passed": total - failed - skipped, "failed": failed, "skipped": skipped}
 
 
-def apply_bench_step(options: Options, shape: str, dtype: str) -> Row:
-    result_file = options.out / f"apply_{shape}_{dtype}.json"
-    rc, seconds = _run(options, f"apply_{shape}_{dtype}", [
-        options.python, "benchmarks/bench_inference.py", "--shape", shape, "--dtype", dtype,
-        "--rounds", str(options.rounds), "--patch-rounds", str(options.rounds), "--json", str(result_file)])
-    row = Row("apply: step time / plain", shape, dtype, seconds=seconds)
+def _bench_row(options: Options, name: str, title: str, shape: str, dtype: str, command: list[str],
+               summarise) -> Row:
+    """Run one benchmark (it writes ``<name>.json``) and summarise its JSON into a table row."""
+    result_file = options.out / f"{name}.json"
+    rc, seconds = _run(options, name, [options.python, *command, "--json", str(result_file)])
+    row = Row(title, shape, dtype, seconds=seconds)
     if rc or not result_file.is_file():
-        row.status, row.result = "FAIL", f"exit {rc} (see apply_{shape}_{dtype}.log)"
+        row.status, row.result = "FAIL", f"exit {rc} (see {name}.log)"
         return row
-    ratios = json.loads(result_file.read_text())["ratio_to_plain"]
-    row.status = "ok"
-    row.result = "; ".join(f"{name.split(':')[0].split()[-1]} {name.split(': ')[1]} {ratio:.3f}"
-                           for name, ratio in ratios.items() if name != "plain")
+    row.status, row.result = "ok", summarise(json.loads(result_file.read_text()))
     return row
+
+
+def apply_bench_step(options: Options, shape: str, dtype: str) -> Row:
+    def summarise(result: dict) -> str:
+        return "; ".join(f"{name.split(':')[0].split()[-1]} {name.split(': ')[1]} {ratio:.3f}"
+                         for name, ratio in result["ratio_to_plain"].items() if name != "plain")
+
+    return _bench_row(options, f"apply_{shape}_{dtype}", "apply: step time / plain", shape, dtype,
+                      ["benchmarks/bench_inference.py", "--shape", shape, "--dtype", dtype,
+                       "--rounds", str(options.rounds), "--patch-rounds", str(options.rounds)], summarise)
 
 
 def train_bench_step(options: Options, shape: str, dtype: str) -> Row:
-    result_file = options.out / f"train_{shape}_{dtype}.json"
-    rc, seconds = _run(options, f"train_{shape}_{dtype}", [
-        options.python, "benchmarks/bench_train.py", "--kind", shape, "--dtype", dtype,
-        "--repeats", str(options.rounds), "--json", str(result_file)])
-    row = Row("train: step time / floor", shape, dtype, seconds=seconds)
-    if rc or not result_file.is_file():
-        row.status, row.result = "FAIL", f"exit {rc} (see train_{shape}_{dtype}.log)"
-        return row
-    runs = json.loads(result_file.read_text())["runs"]
-    row.status = "ok"
-    row.result = "; ".join(f"{mode} {run['ratio_to_floor']:.3f} ({run['median_s']['ours']:.3f} s)"
-                           for mode, run in runs.items())
-    return row
+    def summarise(result: dict) -> str:
+        return "; ".join(f"{mode} {run['ratio_to_floor']:.3f} ({run['median_s']['ours']:.3f} s)"
+                         for mode, run in result["runs"].items())
+
+    return _bench_row(options, f"train_{shape}_{dtype}", "train: step time / floor", shape, dtype,
+                      ["benchmarks/bench_train.py", "--kind", shape, "--dtype", dtype,
+                       "--repeats", str(options.rounds)], summarise)
 
 
 def format_table(rows: list[Row], device: str) -> str:
