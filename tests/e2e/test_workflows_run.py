@@ -55,7 +55,7 @@ def test_every_api_workflow_is_covered():
 def test_render_workflow_runs(workflow_server, default_checkpoint, path):
     prompt, entry, images = run_shipped(workflow_server, default_checkpoint, path)
     latent = prompt[ids_of(prompt, "EmptyLatentImage")[0]]["inputs"]
-    assert len(images) == len(ids_of(prompt, "SaveImage"))
+    assert len(images) == len(ids_of(prompt, "SaveImage")) * latent["batch_size"]
     for image in images:
         array = pixels(image)
         assert array.shape == (latent["height"], latent["width"], 3)
