@@ -12,9 +12,9 @@
 3. the batch runner (``hn_core.batch``) starts its embedded ComfyUI on 127.0.0.1 and runs every
    API workflow in ``--workflows``: train a hypernetwork on the demo images, save it, render a
    strength sweep with and without it; apply one; stack two with a strength schedule;
-4. into ``--output``: ``images/`` (every output, named by job), ``contact_sheet.png`` (the
-   training set, then the trained network's strength sweep, one row per strength with its style
-   distance, then every other job), ``loss_graph.png``, ``hypernetworks/`` (what the training
+4. into ``--output``: ``images/`` (every output, named by job), ``contact_sheet.png`` (a row
+   per job; for a strength sweep, the training set and then one row per strength with its style
+   distance), ``loss_graph.png``, ``hypernetworks/`` (what the training
    saved), ``summary.json`` (with ``style_sweep``), ``comfyui.log``; the server is always stopped.
 
 A second run with the same inputs finds its jobs done in ``images/manifest.json`` and only
@@ -187,6 +187,7 @@ def node_of(job, output: Path) -> tuple[str, dict]:
 def write_sheets(result: BatchResult, output: Path, summary: dict) -> None:
     rows, loss_graphs = [], []
     style_images = sorted(DATASET_DIR.glob("*.png"))
+    style_pixels = [load_rgb(p) for p in style_images]
     for job_result in result.results:
         renders = []
         for path in job_result.outputs:
@@ -196,8 +197,7 @@ def write_sheets(result: BatchResult, output: Path, summary: dict) -> None:
             else:
                 label = str(node.get("inputs", {}).get("filename_prefix") or f"node {node_id}")
                 renders.append((_graph_order(node_id), label, path, node_id))
-        sweep = style_sweep(job_result.job.prompt, [(node_id, path) for *_x, path, node_id in renders],
-                            [load_rgb(p) for p in style_images])
+        sweep = style_sweep(job_result.job.prompt, [(node_id, path) for *_x, path, node_id in renders], style_pixels)
         node_of_path = {path: node_id for *_x, path, node_id in renders}
         if len(sweep) > 1:  # a strength sweep: the style set, then one row per strength
             summary.setdefault("style_sweep", sweep)
