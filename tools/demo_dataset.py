@@ -57,8 +57,8 @@ def dataset_scenes() -> list[shape_world.Scene]:
 
 
 def _contrast(colour: str, _shape: str, background: str) -> float:
-    weights = np.array([0.299, 0.587, 0.114])
-    return abs(float(np.dot(shape_world.COLOURS[colour], weights) - np.dot(shape_world.BACKGROUNDS[background], weights)))
+    return abs(float(shape_world.luminance(shape_world.COLOURS[colour])
+                     - shape_world.luminance(shape_world.BACKGROUNDS[background])))
 
 
 def style_pictures(style: str = STYLE) -> list[np.ndarray]:

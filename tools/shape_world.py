@@ -143,12 +143,13 @@ def coverage(scene: Scene, outline: bool = False) -> np.ndarray:
     return mask.reshape(SIZE, SUPERSAMPLE, SIZE, SUPERSAMPLE).mean(axis=(1, 3))
 
 
-def _luminance(rgb: np.ndarray) -> np.ndarray:
-    return rgb @ np.array([0.299, 0.587, 0.114])
+def luminance(rgb) -> np.ndarray:
+    """Brightness (Rec. 601 weights) of RGB values in [..., 3]; what sepia keeps of a picture."""
+    return np.asarray(rgb, float) @ np.array([0.299, 0.587, 0.114])
 
 
 def _duotone(rgb: np.ndarray, dark, light) -> np.ndarray:
-    t = (_luminance(rgb) / 255.0)[..., None]
+    t = (luminance(rgb) / 255.0)[..., None]
     return np.asarray(dark, float) * (1 - t) + np.asarray(light, float) * t
 
 
