@@ -1,7 +1,10 @@
 """Thin ComfyUI adapters around hn_core. Each node lives in its own module."""
 from .apply_hypernetwork import ApplyHypernetwork
+from .bake_hypernetwork import BakeHypernetwork
 from .hypernetwork_strength import HypernetworkStrength
+from .hypernetwork_to_lora import HypernetworkToLoRA
 from .load_hypernetwork import LoadHypernetwork
+from .merge_hypernetworks import MergeHypernetworks
 from .save_hypernetwork import SaveHypernetwork
 from .train_hypernetwork import TrainHypernetwork
 
@@ -12,6 +15,9 @@ NODE_CLASS_MAPPINGS = {
     "HypernetworkStrength": HypernetworkStrength,
     "TrainHypernetwork": TrainHypernetwork,
     "SaveHypernetwork": SaveHypernetwork,
+    "HypernetworkToLoRA": HypernetworkToLoRA,
+    "BakeHypernetwork": BakeHypernetwork,
+    "MergeHypernetworks": MergeHypernetworks,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {
@@ -20,4 +26,7 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "HypernetworkStrength": "Hypernetwork Strength",
     "TrainHypernetwork": "Train Hypernetwork",
     "SaveHypernetwork": "Save Hypernetwork",
+    "HypernetworkToLoRA": "Hypernetwork to LoRA",
+    "BakeHypernetwork": "Bake Hypernetwork",
+    "MergeHypernetworks": "Merge Hypernetworks",
 }
