@@ -18,6 +18,7 @@ from ..hn_core.training import (CLIP_MODES, DROPOUT_CHOICES, OPTIMIZERS, Trainin
 from .apply_hypernetwork import ApplyHypernetwork
 from .model_attention import attention_key_widths
 from .optimizer_state_lookup import optimizer_state_for
+from .training_captions import caption_inputs, caption_mode_from
 from .training_inputs import collect_training_items
 from .training_model_call import ModelCall, discrete_sigmas, prediction_target
 from .training_progress import TrainingProgress
@@ -52,8 +53,6 @@ class TrainHypernetwork:
                 "model": ("MODEL", {"tooltip": "The model to train through (it is not changed)."}),
                 "latents": ("LATENT", {"tooltip": "The training images, encoded with VAE Encode (a batch, or "
                                                   "one per image from a dataset loader)."}),
-                "conditioning": ("CONDITIONING", {"tooltip": "The prompts: one shared by all images, or one per "
-                                                             "image in the same order."}),
                 "name": ("STRING", {"default": "my_hypernetwork", "tooltip": "Stored in the file; snapshots are "
                                     "saved as models/hypernetworks/<name>/<name>-<step>.pt."}),
                 "steps": ("INT", {"default": 1000, "min": 1, "max": 10_000_000, "tooltip": "Total steps to reach "
@@ -100,24 +99,30 @@ class TrainHypernetwork:
                                     "in the file as sd_checkpoint_name (ComfyUI's MODEL does not carry it)."}),
             },
             "optional": {
+                "conditioning": ("CONDITIONING", {"tooltip": "The prompts: one shared by all images, or one per "
+                                                             "image in the same order. Leave unconnected when a "
+                                                             "CLIP with captions is connected."}),
                 "hypernetwork": (HYPERNETWORK, {"tooltip": "Continue training this hypernetwork (its step count, "
                                  "schedule position and saved optimizer state carry on)."}),
+                **caption_inputs(),
             },
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
 
-    def train(self, model, latents, conditioning, hypernetwork=None, unique_id=None, **widgets):
+    def train(self, model, latents, conditioning=None, hypernetwork=None, unique_id=None, clip=None, captions=None,
+              **widgets):
         widgets = {key: value[0] for key, value in widgets.items()}  # INPUT_IS_LIST wraps every widget
+        captioning = caption_mode_from(widgets, clip[0] if clip else None, captions, str(widgets["name"]).strip())
         with torch.inference_mode(False):
             return self._train(model[0], latents, conditioning, hypernetwork[0] if hypernetwork else None,
-                               unique_id[0] if unique_id else None, **widgets)
+                               unique_id[0] if unique_id else None, captioning, **widgets)
 
-    def _train(self, model, latents, conditioning, hypernetwork, unique_id, *, name, steps, learning_rate,
+    def _train(self, model, latents, conditioning, hypernetwork, unique_id, captioning, *, name, steps, learning_rate,
                batch_size, gradient_accumulation, optimizer, weight_decay, gradient_clipping, clip_value, seed,
                training_dtype, gradient_checkpointing, snapshot_every, dims, layer_structure, activation,
                weight_init, layer_norm, dropout, dropout_structure, activate_output, base_model_name):
         name = _checked_name(name)
-        items = collect_training_items(latents, conditioning)
+        items = collect_training_items(latents, conditioning, captioning.captions if captioning else None)
         widths = attention_key_widths(model)
         model_dims = widths["attn1"] | widths["attn2"]
         network, resume_from = _network_to_train(hypernetwork, model_dims, name, base_model_name, seed, dims,
@@ -134,11 +139,12 @@ class TrainHypernetwork:
             model_sampling = patcher.get_model_object("model_sampling")
             device = patcher.load_device
             clean = [patcher.model.process_latent_in(latent[None].to(device))[0].float() for latent in items.latents]
+            prompts = captioning.step_prompts(items.captions, seed) if captioning else None
+            model_call = ModelCall(patcher, patch, clean, items.conditionings, prompts)
             data = TrainingData(
                 latents=clean, sigmas=discrete_sigmas(model_sampling),
                 noise_scaling=lambda sigma, noise, latent: model_sampling.noise_scaling(sigma, noise, latent),
-                predict=ModelCall(patcher, patch, clean, items.conditionings),
-                target=prediction_target(model_sampling))
+                predict=model_call, target=prediction_target(model_sampling), prepare_step=model_call.prepare_step)
             callbacks = TrainingCallbacks(
                 check_cancel=comfy.model_management.throw_exception_if_processing_interrupted,
                 on_step=TrainingProgress(network.info.step, steps, unique_id),

@@ -4,6 +4,8 @@
 model's own `extra_conds`, `BaseModel.apply_model` with the patcher's transformer options and
 wrappers) and returns the model's *raw* output (epsilon or v), caught by a diffusion-model wrapper,
 because the objective is defined in that parameterization. hn_core gets plain callables only.
+In caption mode the conditioning changes from step to step: `prepare_step` encodes the prompts of
+the step's images before its micro-batches run.
 """
 from __future__ import annotations
 
@@ -41,7 +43,10 @@ def discrete_sigmas(model_sampling) -> torch.Tensor:
 class ModelCall:
     """`(noisy, sigma, item indices) -> raw output` for a loaded, patched ModelPatcher."""
 
-    def __init__(self, patcher, patch: TrainingPatch, latents: list[torch.Tensor], conditionings: list[list]):
+    def __init__(self, patcher, patch: TrainingPatch, latents: list[torch.Tensor], conditionings: list[list] | None,
+                 step_prompts=None):
+        """`conditionings`: one entry per item, fixed; or None with `step_prompts`, whose
+        `entry(item, step)` gives an item's entry at a step (caption mode)."""
         self.model = patcher.model
         self.patch = patch
         self.device = patcher.load_device
@@ -49,7 +54,15 @@ class ModelCall:
         self.wrappers = comfy.patcher_extension.copy_nested_dicts(patcher.wrappers)
         sigmas = discrete_sigmas(patcher.get_model_object("model_sampling"))
         self.sample_sigmas = torch.cat([sigmas.flip(0), sigmas.new_zeros(1)]).to(self.device)
-        self.item_conds = self._encode_all(latents, conditionings)
+        self.latents, self.step_prompts = latents, step_prompts
+        self.item_conds = self._encode_all(latents, conditionings) if conditionings is not None else [None] * len(latents)
+
+    def prepare_step(self, step: int, batches: list[list[int]]) -> None:
+        """Caption mode: encode this step's prompt for every item the step uses."""
+        if self.step_prompts is None:
+            return
+        for index in sorted({index for batch in batches for index in batch}):
+            self.item_conds[index] = self._encode(self.step_prompts.entry(index, step), self.latents[index])
 
     def _encode_all(self, latents, conditionings) -> list[dict]:
         # One encoding per (conditioning, latent size): a shared prompt is encoded once per size.

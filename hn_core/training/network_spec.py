@@ -57,7 +57,8 @@ def build_config(layer_structure: str, activation: str, weight_init: str, layer_
                              f"({len(structure)})")
         if explicit[0] != 0 or explicit[-1] != 0:
             raise ValueError(f"dropout structure {list(explicit)} must start and end with 0")
-        use_dropout, last_layer_dropout = any(p > 0 for p in explicit), False
+        # A1111 writes last_layer_dropout from the structure: dropout after the last hidden layer.
+        use_dropout, last_layer_dropout = any(p > 0 for p in explicit), len(explicit) > 1 and explicit[-2] != 0
     else:
         use_dropout, last_layer_dropout = dropout != "off", dropout == "hidden + last layer"
     config = HypernetworkConfig(

@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 import torch
 
 from ..network import Hypernetwork
-from .batch_plan import derived_seed, micro_batches, seeded_global_rng, step_generator
+from .batch_plan import bucketed_micro_batches, derived_seed, seeded_global_rng, step_generator
 from .gradient_clipping import clip_gradients
 from .lr_schedule import ScheduleCursor, ScheduleItem, last_trained_step, parse_schedule
 from .objective import per_sample_mse
@@ -44,6 +44,9 @@ class TrainingData:
     noise_scaling: Callable[[Tensor, Tensor, Tensor], Tensor]  # (sigma [B], noise, clean) -> noisy
     predict: Callable[[Tensor, Tensor, list[int]], Tensor]  # (noisy, sigma [B], item indices) -> raw output
     target: Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]  # (clean, noise, sigma, noisy) -> target
+    # Called once per step before its micro-batches: (step, micro-batches) -> None; e.g. to encode
+    # the prompts this step draws (captions with templates, shuffled or dropped tags).
+    prepare_step: Callable[[int, list[list[int]]], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -166,8 +169,11 @@ def train(network: Hypernetwork, data: TrainingData, settings: TrainingSettings,
 def _one_step(network, data: TrainingData, settings: TrainingSettings, optimizer, scaler, sigmas: Tensor,
               device: torch.device, step: int, clip_limit: float, callbacks: TrainingCallbacks) -> float:
     """One optimizer update; returns the mean loss over its micro-batches."""
-    batches = micro_batches(settings.seed, step, len(data.latents), settings.batch_size,
-                            settings.gradient_accumulation)
+    # Latents of one size form a bucket; a micro-batch never mixes buckets.
+    batches = bucketed_micro_batches(settings.seed, step, [tuple(latent.shape) for latent in data.latents],
+                                     settings.batch_size, settings.gradient_accumulation)
+    if data.prepare_step is not None:
+        data.prepare_step(step, batches)
     generator = step_generator(settings.seed, step, "noise")
     total = 0.0
     with seeded_global_rng(derived_seed(settings.seed, "dropout", step), device):
