@@ -4,6 +4,9 @@ from __future__ import annotations
 import logging
 import os
 
+import comfy.model_management
+import comfy.utils
+
 from ..hn_core import ScheduledHypernetwork, as_scheduled
 from ..hn_core.merge import MODES, MergeInput, common_profile, dims_coverage, merge_hypernetworks
 from .hypernetwork_files import LOADED
@@ -67,13 +70,27 @@ class MergeHypernetworks:
             inputs.append(MergeInput(scheduled.network, float(sockets.get(f"weight_{n}", 1.0)), label))
         try:
             profile = common_profile(labelled, exact=mode != MODES[0])
-            network = merge_hypernetworks(inputs, mode)
+            network = merge_hypernetworks(inputs, mode, on_dim=_progress(unique_id))
         except ValueError as exc:
             raise ValueError(f"Merge Hypernetworks: {exc}") from None
         summary = _summary(mode, inputs, network)
         logger.info("Merge Hypernetworks: %s", summary.replace("\n", "; "))
         show_on_node(unique_id, summary)
         return (ScheduledHypernetwork(network, profile), summary)
+
+
+def _progress(unique_id):
+    """on_dim for hn_core.merge: a ComfyUI progress bar over the dims (made at the first call),
+    and the point where a cancelled prompt stops the merge."""
+    bar = None
+
+    def on_dim(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = comfy.utils.ProgressBar(total, node_id=unique_id)
+        bar.update_absolute(done, total)
+        comfy.model_management.throw_exception_if_processing_interrupted()
+    return on_dim
 
 
 def _label(n: int, network) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 from ..config import HypernetworkInfo
 from ..network import Hypernetwork
@@ -44,8 +44,12 @@ class MergeInput:
     label: str
 
 
-def merge_hypernetworks(inputs: Sequence[MergeInput], mode: str) -> Hypernetwork:
-    """A new network (the inputs are left as they are); raises ValueError naming the input at fault."""
+def merge_hypernetworks(inputs: Sequence[MergeInput], mode: str,
+                        on_dim: Callable[[int, int], None] | None = None) -> Hypernetwork:
+    """A new network (the inputs are left as they are); raises ValueError naming the input at fault.
+
+    `on_dim(done, total)` is called after each dim (for a progress bar: an exact stack of SDXL-sized
+    networks takes seconds on a CPU)."""
     inputs = list(inputs)
     if mode not in MODES:
         raise ValueError(f"unknown merge mode {mode!r} (expected one of {', '.join(MODES)})")
@@ -55,7 +59,7 @@ def merge_hypernetworks(inputs: Sequence[MergeInput], mode: str) -> Hypernetwork
         if not math.isfinite(item.weight):
             raise ValueError(f"{item.label}: weight must be a finite number, got {item.weight}")
     build = weighted_sum if mode == WEIGHTED_SUM else exact_stack
-    config, pair_states = build(inputs)
+    config, pair_states = build(inputs, on_dim or (lambda done, total: None))
     network = Hypernetwork(pair_states.keys(), config, merged_info(inputs, mode), device="meta")
     for dim, states in pair_states.items():
         for module, state in zip(network.pair(dim), states):

@@ -20,8 +20,9 @@ from ..network import HypernetworkModule
 ZERO_TOTAL = 1e-9
 
 
-def weighted_sum(inputs: Sequence) -> tuple:
-    """(config, {dim: (key_state, value_state)}) of the weighted mean of `inputs` (MergeInput)."""
+def weighted_sum(inputs: Sequence, on_dim) -> tuple:
+    """(config, {dim: (key_state, value_state)}) of the weighted mean of `inputs` (MergeInput);
+    `on_dim(done, total)` after each dim."""
     first = inputs[0]
     for item in inputs[1:]:
         _check_same_structure(first, item)
@@ -38,6 +39,7 @@ def weighted_sum(inputs: Sequence) -> tuple:
         pair_states[dim] = tuple(
             _mean_state(template, [item.network.pair(dim)[role] for item in having], shares)
             for role in (0, 1))
+        on_dim(len(pair_states), len(dims))
     return config, pair_states
 
 

@@ -182,6 +182,14 @@ def test_merge_leaves_its_inputs_unchanged(tmp_path):
             assert torch.equal(tensor, state[key])
 
 
+@pytest.mark.parametrize("mode", ["weighted sum", "exact stack"])
+def test_progress_is_reported_after_each_dim(tmp_path, mode):
+    raws = [make_raw_a1111_dict(dims=(16, 24), seed=1), make_raw_a1111_dict(dims=(24, 40), seed=2)]
+    calls = []
+    merge_hypernetworks(_inputs(tmp_path, raws, [1, 1]), mode, on_dim=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 3), (2, 3), (3, 3)]
+
+
 def test_dims_coverage_names_the_inputs_of_partial_dims(tmp_path):
     raws = [make_raw_a1111_dict(dims=(16, 24), seed=1), make_raw_a1111_dict(dims=(24, 40), seed=2)]
     lines = dims_coverage(_inputs(tmp_path, raws, [1, 1]))
