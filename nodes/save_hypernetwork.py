@@ -54,20 +54,20 @@ class SaveHypernetwork:
         return {"ui": {"text": [relative]}, "result": (relative,)}
 
 
-def target_path(root: str, filename: str, suffix: str, overwrite: bool) -> str:
+def target_path(root: str, filename: str, suffix: str, overwrite: bool, folder: str = "models/hypernetworks") -> str:
     """The path to write: `filename` under `root`, with a numbered suffix when it exists and
-    `overwrite` is off. Refuses names that leave `root`."""
+    `overwrite` is off. Refuses names that leave `root` (`folder` names it in messages)."""
     relative = filename.strip().replace("\\", "/")
     for known in FORMATS.values():
         if relative.lower().endswith(known):
             relative = relative[: -len(known)]
     parts = relative.split("/")
     if not relative or relative.startswith("/") or any(part in ("", ".", "..") for part in parts):
-        raise ValueError(f"filename {filename!r} must be a relative name inside models/hypernetworks "
+        raise ValueError(f"filename {filename!r} must be a relative name inside {folder} "
                          "(e.g. 'my_style' or 'styles/my_style')")
     base = os.path.join(os.path.abspath(root), *parts)
     if os.path.commonpath([base, os.path.abspath(root)]) != os.path.abspath(root):
-        raise ValueError(f"filename {filename!r} leaves models/hypernetworks")
+        raise ValueError(f"filename {filename!r} leaves {folder}")
     path = base + suffix
     if overwrite or not os.path.exists(path):
         return path
