@@ -127,8 +127,8 @@ class FoldedProjectionMixin:
         return self.hn_device_affine.on(device)
 
     def _fused_for(self, x):
-        # Cached per weight version and activation dtype/device: the fuse costs a matrix product,
-        # paid once per sampling run, not per step. A patched weight (LoRA) is a new Parameter.
+        # Cached per weight version and activation dtype/device: the fuse costs a float64 matrix
+        # product, paid once per sampling run, not per step. A patched weight (LoRA) is a new Parameter.
         state = self.hn_state
         weight, bias = self.weight, self.bias
         key = (_version_of(weight), None if bias is None else _version_of(bias), self._root_patches(),
@@ -137,8 +137,8 @@ class FoldedProjectionMixin:
         if cached is None or cached[0] != key:
             state.fused = None  # drop the old copy before making the new one
             fused_weight, fused_bias = fuse_projection(
-                weight.to(x.device), None if bias is None else bias.to(x.device), self.hn_affine)
-            cached = (key, fused_weight.to(x.dtype), fused_bias.to(x.dtype))
+                weight.to(x.device), None if bias is None else bias.to(x.device), self.hn_affine, x.dtype)
+            cached = (key, fused_weight, fused_bias)
             state.fused = cached
         return cached[1], cached[2]
 
