@@ -14,6 +14,7 @@ plain callables that add noise and run the (patched, frozen) model. Nothing here
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -21,10 +22,13 @@ import torch
 
 from ..network import Hypernetwork
 from .batch_plan import bucketed_micro_batches, derived_seed, seeded_global_rng, step_generator
+from .divergence import divergence_message, weights_are_finite
 from .gradient_clipping import clip_gradients
 from .lr_schedule import ScheduleCursor, ScheduleItem, last_trained_step, parse_schedule
 from .objective import per_sample_mse
 from .optimizers import build_optimizer
+from .preview_pause import paused_for_preview
+from .preview_plan import is_preview_step
 from .resume import OptimizerState
 from .settings import TrainingSettings
 
@@ -35,6 +39,14 @@ Tensor = torch.Tensor
 
 class TrainingError(ValueError):
     """The inputs cannot be trained on; the message says why and what to change."""
+
+
+class TrainingDiverged(TrainingError):
+    """A loss or weight became NaN/inf at `step`; nothing of that step was kept."""
+
+    def __init__(self, step: int, what: str):
+        self.step = step
+        super().__init__(divergence_message(step, what))
 
 
 @dataclass
@@ -66,6 +78,10 @@ class TrainingCallbacks:
     check_cancel: Callable[[], None] = _nothing  # raises to stop; called before every micro-batch
     on_step: Callable[[StepReport], None] = _nothing
     on_snapshot: Callable[[Hypernetwork, OptimizerState], None] | None = None
+    # Draws previews every `preview_every` steps and after the last one, with the network paused
+    # (eval mode, no grad, global RNG restored after; see preview_pause). Must not change weights.
+    on_preview: Callable[[Hypernetwork, StepReport], None] | None = None
+    preview_every: int = 0
 
 
 @dataclass
@@ -144,7 +160,12 @@ class TrainingRun:
         loss = _one_step(self.network, self.data, self.settings, self.optimizer, self.scaler, self.sigmas,
                          self.device, step, limit, self.callbacks)
         self.network.info.step = step + 1
-        self.callbacks.on_step(StepReport(step + 1, self.last_step, loss, rate))
+        report = StepReport(step + 1, self.last_step, loss, rate)
+        self.callbacks.on_step(report)
+        if self.callbacks.on_preview is not None and is_preview_step(step + 1, self.callbacks.preview_every,
+                                                                     self.last_step):
+            with paused_for_preview(self.network, self.device):
+                self.callbacks.on_preview(self.network, report)
         every = self.settings.snapshot_every
         if self.callbacks.on_snapshot is not None and every and (step + 1) % every == 0:
             self.callbacks.on_snapshot(self.network, self.optimizer_state())
@@ -182,7 +203,10 @@ def _one_step(network, data: TrainingData, settings: TrainingSettings, optimizer
             loss = _micro_batch_loss(data, indices, generator, sigmas, device)
             scaled = loss / len(batches)
             (scaler.scale(scaled) if scaler is not None else scaled).backward()
-            total += loss.item()
+            value = loss.item()
+            if not math.isfinite(value):
+                raise TrainingDiverged(step + 1, f"the loss became {value}")
+            total += value
     if scaler is not None:
         scaler.unscale_(optimizer)
     clip_gradients(network.parameters(), settings.clip_mode, clip_limit)
@@ -192,6 +216,8 @@ def _one_step(network, data: TrainingData, settings: TrainingSettings, optimizer
     else:
         optimizer.step()
     optimizer.zero_grad(set_to_none=True)
+    if not weights_are_finite(network.parameters()):
+        raise TrainingDiverged(step + 1, "the optimizer's update made weights NaN or infinite")
     return total / len(batches)
 
 
