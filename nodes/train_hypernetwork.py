@@ -21,6 +21,7 @@ from .optimizer_state_lookup import optimizer_state_for
 from .training_captions import caption_inputs, caption_mode_from
 from .training_inputs import collect_training_items
 from .training_model_call import ModelCall, discrete_sigmas, prediction_target
+from .training_previews import PREVIEW_INPUTS, TrainingPreviews, preview_outputs, preview_request, take_preview_inputs
 from .training_progress import TrainingProgress
 from .training_session import TRAINING_DTYPES, compute_dtype_of, training_clone
 from .types import HYPERNETWORK
@@ -37,12 +38,14 @@ class TrainHypernetwork:
                    "the model is left unchanged.")
     CATEGORY = TRAINING_CATEGORY
     INPUT_IS_LIST = True  # like TrainLoraNode: accepts per-image lists from dataset nodes
-    RETURN_TYPES = ("MODEL", HYPERNETWORK, "LOSS_MAP", "INT")
-    RETURN_NAMES = ("model", "hypernetwork", "loss_map", "steps")
+    RETURN_TYPES = ("MODEL", HYPERNETWORK, "LOSS_MAP", "INT", "IMAGE")
+    RETURN_NAMES = ("model", "hypernetwork", "loss_map", "steps", "preview_grid")
     OUTPUT_TOOLTIPS = ("The input model with the trained hypernetwork applied (strength 1).",
                        "The trained hypernetwork, for Save Hypernetwork or Apply Hypernetwork.",
                        "Loss per step, for ComfyUI's Plot Loss Graph node.",
-                       "The hypernetwork's total trained steps.")
+                       "The hypernetwork's total trained steps.",
+                       "The previews as one picture: a row per preview prompt, a column per step (base model "
+                       "first), for Save Image. Empty when previews are off.")
     FUNCTION = "train"
 
     @classmethod
@@ -105,23 +108,26 @@ class TrainHypernetwork:
                 "hypernetwork": (HYPERNETWORK, {"tooltip": "Continue training this hypernetwork (its step count, "
                                  "schedule position and saved optimizer state carry on)."}),
                 **caption_inputs(),
+                **PREVIEW_INPUTS,
             },
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
 
     def train(self, model, latents, conditioning=None, hypernetwork=None, unique_id=None, clip=None, captions=None,
               **widgets):
+        preview_inputs = take_preview_inputs(widgets)
         widgets = {key: value[0] for key, value in widgets.items()}  # INPUT_IS_LIST wraps every widget
         captioning = caption_mode_from(widgets, clip[0] if clip else None, captions, str(widgets["name"]).strip())
         with torch.inference_mode(False):
             return self._train(model[0], latents, conditioning, hypernetwork[0] if hypernetwork else None,
-                               unique_id[0] if unique_id else None, captioning, **widgets)
+                               unique_id[0] if unique_id else None, captioning, preview_inputs, **widgets)
 
-    def _train(self, model, latents, conditioning, hypernetwork, unique_id, captioning, *, name, steps, learning_rate,
-               batch_size, gradient_accumulation, optimizer, weight_decay, gradient_clipping, clip_value, seed,
-               training_dtype, gradient_checkpointing, snapshot_every, dims, layer_structure, activation,
-               weight_init, layer_norm, dropout, dropout_structure, activate_output, base_model_name):
+    def _train(self, model, latents, conditioning, hypernetwork, unique_id, captioning, preview_inputs, *, name,
+               steps, learning_rate, batch_size, gradient_accumulation, optimizer, weight_decay, gradient_clipping,
+               clip_value, seed, training_dtype, gradient_checkpointing, snapshot_every, dims, layer_structure,
+               activation, weight_init, layer_norm, dropout, dropout_structure, activate_output, base_model_name):
         name = _checked_name(name)
+        preview = preview_request(preview_inputs, model)  # checked before anything is loaded or written
         items = collect_training_items(latents, conditioning, captioning.captions if captioning else None)
         widths = attention_key_widths(model)
         model_dims = widths["attn1"] | widths["attn2"]
@@ -133,6 +139,10 @@ class TrainHypernetwork:
             gradient_accumulation=gradient_accumulation, optimizer=optimizer, weight_decay=weight_decay,
             clip_mode=gradient_clipping, clip_value=clip_value, seed=seed, snapshot_every=snapshot_every)
         check_plan(settings, network.info.step)  # a bad schedule or step count fails before any loading
+        progress = TrainingProgress(network.info.step, steps, unique_id)
+        previews = TrainingPreviews(preview, name, progress) if preview else None
+        if previews:
+            previews.draw_base(model)
 
         with training_clone(model, network, training_dtype, gradient_checkpointing) as (patcher, patch):
             settings = _with_loss_scaling(settings, compute_dtype_of(patcher, training_dtype))
@@ -147,8 +157,8 @@ class TrainHypernetwork:
                 predict=model_call, target=prediction_target(model_sampling), prepare_step=model_call.prepare_step)
             callbacks = TrainingCallbacks(
                 check_cancel=comfy.model_management.throw_exception_if_processing_interrupted,
-                on_step=TrainingProgress(network.info.step, steps, unique_id),
-                on_snapshot=lambda net, state: _snapshot(net, state, name))
+                on_step=progress, on_snapshot=lambda net, state: _snapshot(net, state, name),
+                **(previews.training_callbacks(patcher, patch) if previews else {}))
             result = train(network, data, settings, callbacks, resume_from)
 
         attach_optimizer_state(network, result.optimizer_state)
@@ -156,7 +166,9 @@ class TrainHypernetwork:
         (patched,) = ApplyHypernetwork().apply(model, trained, 1.0)
         logger.info("hypernetwork %s trained to step %d (last loss %s)", name, network.info.step,
                     f"{result.losses[-1]:.5f}" if result.losses else "n/a")
-        return (patched, trained, {"loss": result.losses}, network.info.step)
+        grid, preview_files = preview_outputs(previews)
+        return {"ui": {"images": preview_files},
+                "result": (patched, trained, {"loss": result.losses}, network.info.step, grid)}
 
 
 def _network_to_train(hypernetwork, model_dims, name, base_model_name, seed, dims, layer_structure, activation,

@@ -31,6 +31,11 @@ class TrainingProgress:
             self._last_log = now
             logger.info("hypernetwork training: %s", text)
 
+    def show_picture(self, picture, max_size: int | None = None) -> None:
+        """Show a PIL picture on the node, as a sampler's live preview shows (through ComfyUI's
+        progress hook; the bar keeps its position)."""
+        self.bar.update_absolute(self.bar.current, self.bar.total, ("PNG", picture, max_size))
+
     def _show_under_node(self, text: str) -> None:
         # Only when ComfyUI's server runs (it is already imported then); never import it here.
         server = sys.modules.get("server")

@@ -35,8 +35,7 @@ def training_clone(model, network: Hypernetwork, training_dtype: str, checkpoint
     if compute_dtype is not None:
         patcher.set_model_compute_dtype(compute_dtype)
     try:
-        # Like ComfyUI's TrainLoraNode: make room for training and load the whole model.
-        comfy.model_management.load_models_gpu([patcher], memory_required=1e20, force_full_load=True)
+        load_for_training(patcher)
         frozen_modules = [patcher.model, *modules_in_patches(patcher, exclude=patch)]
         count = materialize_inference_tensors([*frozen_modules, network])
         if count:
@@ -45,6 +44,12 @@ def training_clone(model, network: Hypernetwork, training_dtype: str, checkpoint
             yield patcher, patch
     finally:
         patch.release()
+
+
+def load_for_training(patcher) -> None:
+    """Like ComfyUI's TrainLoraNode: make room for training and load the whole model (again, after
+    something else such as a preview's VAE was loaded meanwhile; a no-op when nothing moved)."""
+    comfy.model_management.load_models_gpu([patcher], memory_required=1e20, force_full_load=True)
 
 
 def compute_dtype_of(patcher, training_dtype: str) -> torch.dtype:

@@ -65,19 +65,41 @@ def dataset(count: int = 4, size: int = 8, context_dim: int = 768, seed: int = 0
                 [[[prompts[i % 2], {}]] for i in range(count)])
 
 
+def tiny_vae(seed: int = 0):
+    """ComfyUI's own VAE class (AutoencoderKL, 8x downscale, 4 latent channels like SD1's) at a
+    tiny width with random weights, built under inference mode like a loader's."""
+    import comfy.sd
+
+    from tests.host import models
+
+    ddconfig = {"double_z": True, "z_channels": 4, "resolution": 64, "in_channels": 3, "out_ch": 3, "ch": 32,
+                "ch_mult": [1, 1, 1, 1], "num_res_blocks": 1, "attn_resolutions": [], "dropout": 0.0}
+    with torch.inference_mode():
+        vae = comfy.sd.VAE(sd={}, config={"params": {"embed_dim": 4, "ddconfig": ddconfig}})
+        models.randomize_(vae.first_stage_model, seed=seed)  # ComfyUI's layers skip initialisation
+    return vae
+
+
 def widget_defaults(node_cls) -> dict:
     return {name: spec[1]["default"] for name, spec in node_cls.INPUT_TYPES()["required"].items()
             if name not in SOCKETS}
 
 
 def train(host, model, latents, conditioning, hypernetwork=None, **widgets):
-    """Run TrainHypernetwork as ComfyUI's executor would; returns its four outputs."""
+    """Run TrainHypernetwork as ComfyUI's executor would; returns its first four outputs (model,
+    hypernetwork, loss map, steps)."""
+    return train_node_output(host, model, latents, conditioning, hypernetwork, **widgets)["result"][:4]
+
+
+def train_node_output(host, model, latents, conditioning, hypernetwork=None, list_inputs=None, **widgets) -> dict:
+    """TrainHypernetwork's whole return value ({"ui": ..., "result": all outputs}). `list_inputs`
+    are passed as given (lists, e.g. several conditionings); `widgets` are wrapped one per list."""
     cls = host.node_class("TrainHypernetwork")
     values = {**widget_defaults(cls), **widgets}
     with torch.inference_mode():
         return cls().train(model=[model], latents=latents, conditioning=conditioning,
                            hypernetwork=[hypernetwork] if hypernetwork is not None else None,
-                           unique_id=["7"], **{k: [v] for k, v in values.items()})
+                           unique_id=["7"], **{k: [v] for k, v in values.items()}, **(list_inputs or {}))
 
 
 def save(host, hypernetwork, filename, format="pt (A1111)", overwrite=False) -> str:

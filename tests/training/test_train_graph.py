@@ -92,15 +92,7 @@ class TinyVAESource:
         return {"required": {}}
 
     def make(self):
-        import comfy.sd
-
-        ddconfig = {"double_z": True, "z_channels": 4, "resolution": 64, "in_channels": 3, "out_ch": 3, "ch": 32,
-                    "ch_mult": [1, 1, 1, 1], "num_res_blocks": 1, "attn_resolutions": [], "dropout": 0.0}
-        from tests.host import models
-
-        vae = comfy.sd.VAE(sd={}, config={"params": {"embed_dim": 4, "ddconfig": ddconfig}})
-        models.randomize_(vae.first_stage_model, seed=0)  # ComfyUI's layers skip initialisation
-        return (vae,)
+        return (ct.tiny_vae(),)
 
 
 class CaptionEncoder:
