@@ -2,8 +2,10 @@
 
 SD1.5 shapes (random weights; `--shape sdxl`: SDXL base), batch 2, 64x64 latent, in the model's
 dtype (`--dtype`; auto: fp32 on CPU, fp16 on CUDA).
-Cases: (a) [1, 2, 1] linear on all the family's dims (SD1 320/640/768/1280, SDXL 640/1280/2048),
-(b) [1, 2, 1] relu + layer norm.
+Cases: [1, 2, 1] linear files on all the family's dims (SD1 320/640/768/1280, SDXL 640/1280/2048),
+one per weight std in `--linear-stds` (default 0.01 weak, as trained files are, and 0.05 strong: an
+RMS gain of s*A about 2.7 at dim 768; the log prints each file's gain), and [1, 2, 1] relu + layer
+norm. Every linear file is folded by Apply (the speed path); relu + LN runs the exact path.
 Each round loads one variant (untimed), warms it up once, then times one step; rounds
 alternate over variants so machine noise hits all alike. Prints medians and ratios to plain
 (and the minimum, the least disturbed run on a shared machine).
@@ -14,7 +16,7 @@ loader and of ours called on exactly the key/value inputs one step of this UNet 
 UNet-level ratios cannot resolve on a busy machine.
 `--json FILE` writes the medians and ratios as one JSON object (scripts/gpu_check.py reads it).
 Usage: .venv/bin/python benchmarks/bench_inference.py [--rounds 5] [--size 64] [--batch 2] [--patch-rounds 15]
-       [--shape sd15|sdxl] [--dtype auto|fp32|fp16|bf16] [--json FILE]
+       [--shape sd15|sdxl] [--dtype auto|fp32|fp16|bf16] [--linear-stds 0.01,0.05] [--json FILE]
 """
 from __future__ import annotations
 
@@ -48,6 +50,8 @@ def main() -> None:
     parser.add_argument("--patch-rounds", type=int, default=15)
     parser.add_argument("--shape", default="sd15", choices=sorted(SHAPES))
     parser.add_argument("--dtype", default="auto", choices=DTYPES)
+    parser.add_argument("--linear-stds", default="0.01,0.05",
+                        help="comma-separated weight stds of the linear files (weak and strong)")
     parser.add_argument("--json", help="write the results to this file as JSON")
     options = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -57,6 +61,8 @@ def main() -> None:
     import comfy.model_management as mm
     from comfy_extras.nodes_hypernetwork import load_hypernetwork_patch
     hn = host.pack_module("hn_core")
+    folding = host.pack_module("hn_core.folding")
+    from tests.reference.a1111_reference import make_raw_a1111_dict
     apply_node = host.node_class("ApplyHypernetwork")()
 
     cuda = torch.cuda.is_available()
@@ -70,20 +76,25 @@ def main() -> None:
     extra = {"y": torch.randn(options.batch, adm, device=device)} if adm else {}
 
     variants = {"plain": plain}
+    cases = {f"linear std {std}": ("raw", float(std)) for std in options.linear_stds.split(",")}
+    cases["relu+LN"] = ("config", hn.HypernetworkConfig(activation_func="relu", is_layer_norm=True))
     with tempfile.TemporaryDirectory() as tmp:
-        for case, config in (("a linear", hn.HypernetworkConfig()),
-                             ("b relu+LN", hn.HypernetworkConfig(activation_func="relu", is_layer_norm=True))):
-            network = hn.Hypernetwork.create(dims, config, seed=0)
-            path = str(Path(tmp) / f"{case.split()[0]}.pt")
-            hn.save_hypernetwork(network, path)
+        for index, (case, (kind, spec)) in enumerate(cases.items()):
+            path = str(Path(tmp) / f"case{index}.pt")
+            if kind == "raw":  # an A1111 file as a user has it, weights of std `spec`
+                torch.save(make_raw_a1111_dict(dims=dims, activation="linear", std=spec, seed=index), path)
+            else:
+                hn.save_hypernetwork(hn.Hypernetwork.create(dims, spec, seed=0), path)
             builtin = plain.clone()
             patch = load_hypernetwork_patch(path, 1.0)
             builtin.set_model_attn1_patch(patch)
             builtin.set_model_attn2_patch(patch)
             variants[f"{case}: builtin"] = builtin
-            ours = apply_node.apply(plain, hn.load_hypernetwork(path), 1.0)[0]
+            network = hn.load_hypernetwork(path)
+            ours = apply_node.apply(plain, network, 1.0)[0]
             folded = sum(hasattr(p, "hn_records") for p in ours.object_patches.values())
-            logger.info("%s: ours %s", case, f"folded into {folded} projections" if folded else "on the exact path")
+            logger.info("%s: ours %s%s", case, f"folded into {folded} projections" if folded else "on the exact path",
+                        _gain_note(network, folding))
             variants[f"{case}: ours"] = ours
 
         def one_step(patcher):
@@ -106,11 +117,11 @@ def main() -> None:
 
     logger.info("%s shapes, batch %d, %dx%d latent, %s, %s; %d rounds", options.shape, options.batch, options.size,
                 options.size, device, str(dtype).replace("torch.", ""), options.rounds)
-    _report(times)
+    _report(times, list(cases))
     logger.info("Hypernetwork work alone in one step (attn1 + attn2 patches on recorded inputs), %d rounds:",
                 options.patch_rounds)
     for name, runs in patch_times.items():
-        logger.info("%-22s median %.3f s  min %.3f s", name, statistics.median(runs), min(runs))
+        logger.info("%-26s median %.3f s  min %.3f s", name, statistics.median(runs), min(runs))
     if options.json:
         base = statistics.median(times["plain"])
         Path(options.json).write_text(json.dumps({
@@ -121,14 +132,23 @@ def main() -> None:
         }, indent=1))
 
 
-def _report(times: dict) -> None:
+def _gain_note(network, folding) -> str:
+    # How strongly a linear file changes its input: RMS singular value of A, the largest over dims.
+    if not folding.is_foldable(network):
+        return ""
+    gain = max(float(folding.affine_form(module)[0].norm()) / dim ** 0.5
+               for dim in network.dims for module in network.pair(dim))
+    return f" (RMS gain of A up to {gain:.2f})"
+
+
+def _report(times: dict, cases: list) -> None:
     base = statistics.median(times["plain"])
     base_min = min(times["plain"])
     for name, runs in times.items():
         median = statistics.median(runs)
-        logger.info("%-22s median %.3f s  ratio to plain %.3f  (min-based %.3f; runs: %s)", name, median,
+        logger.info("%-26s median %.3f s  ratio to plain %.3f  (min-based %.3f; runs: %s)", name, median,
                     median / base, min(runs) / base_min, ", ".join(f"{t:.3f}" for t in runs))
-    for case in ("a linear", "b relu+LN"):
+    for case in cases:
         ours = statistics.median(times[f"{case}: ours"]) / base - 1
         builtin = statistics.median(times[f"{case}: builtin"]) / base - 1
         logger.info("%s: overhead ours %+.1f%%, builtin %+.1f%% (medians)", case, 100 * ours, 100 * builtin)
@@ -153,10 +173,10 @@ def _time_patches_alone(variants: dict, one_step, rounds: int) -> dict:
     one_step(probe)
     calls = {}
     for name, patcher in variants.items():
-        if name == "plain" or "relu+LN" not in name:
-            continue  # linear: ours is folded, there is no patch to time
-        patches = patcher.model_options["transformer_options"]["patches"]
-        calls[name] = [(p, kind) for kind in ("attn1", "attn2") for p in patches.get(f"{kind}_patch", [])]
+        patches = patcher.model_options["transformer_options"].get("patches", {})
+        found = [(p, kind) for kind in ("attn1", "attn2") for p in patches.get(f"{kind}_patch", [])]
+        if found:  # plain and folded variants have no patch to time
+            calls[name] = found
 
     def replay(name):
         with torch.inference_mode():
