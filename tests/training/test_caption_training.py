@@ -31,11 +31,13 @@ def _latents(count=3):
     return latents
 
 
-def _train(host, clip, captions, **widgets):
+def _train(host, clip, captions, hypernetwork=None, **widgets):
     cls = host.node_class("TrainHypernetwork")
     values = {**ct.widget_defaults(cls), "steps": 4, "dims": "768", "learning_rate": "1e-3", "name": "capt",
               **widgets}
     captions_in = {"captions": captions} if captions is not None else {}
+    if hypernetwork is not None:
+        captions_in["hypernetwork"] = [hypernetwork]
     with torch.inference_mode():
         out = cls().train(model=[ct.loader_built("sd1")], latents=_latents(), clip=[clip], **captions_in,
                           **{k: [v] for k, v in values.items()})
@@ -68,6 +70,19 @@ def test_prompts_are_built_per_image_and_step_and_encoded_by_the_clip(comfy_host
     assert again.texts == clip.texts
     for key, value in ct.weights_of(trained).items():
         assert torch.equal(value, ct.weights_of(retrained)[key]), key
+
+
+def test_resuming_in_caption_mode_draws_the_prompts_a_straight_run_draws(comfy_host):
+    options = dict(caption_template="style_filewords.txt", shuffle_tags=True, tag_dropout=0.2, seed=6)
+    straight_clip = RecordingClip(tiny_clip())
+    _, straight, _, _ = _train(comfy_host, straight_clip, CAPTIONS, steps=4, **options)
+    first_clip, second_clip = RecordingClip(tiny_clip()), RecordingClip(tiny_clip())
+    _, half, _, _ = _train(comfy_host, first_clip, CAPTIONS, steps=2, **options)
+    _, resumed, _, steps = _train(comfy_host, second_clip, CAPTIONS, hypernetwork=half, steps=4, **options)
+    assert steps == 4
+    assert set(first_clip.texts) | set(second_clip.texts) == set(straight_clip.texts)
+    for key, value in ct.weights_of(straight).items():
+        torch.testing.assert_close(ct.weights_of(resumed)[key], value, rtol=1e-5, atol=1e-7)
 
 
 def test_caption_mode_without_template_trains_like_the_encoded_captions(comfy_host):
