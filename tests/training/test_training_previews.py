@@ -3,6 +3,7 @@ on the node, the grid output, bit-identical training with and without them, refu
 that diverges stopping cleanly."""
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numpy as np
@@ -30,38 +31,41 @@ def output_dir(comfy_host):
     return comfy_host.folder_paths.get_output_directory()
 
 
-@pytest.fixture
-def node_previews():
+@contextlib.contextmanager
+def _progress_hook_calls():
     """What reaches ComfyUI's progress hook (the one main.py installs to send previews to the
-    browser): (value, total, preview, node_id) per call."""
+    browser): a list of (value, total, preview, node_id), one per call."""
     import comfy.utils
 
-    seen = []
-    previous = comfy.utils.PROGRESS_BAR_HOOK
-    comfy.utils.set_progress_bar_global_hook(lambda value, total, preview, node_id=None, **_: seen.append(
-        (value, total, preview, node_id)))
-    yield seen
-    comfy.utils.set_progress_bar_global_hook(previous)
-
-
-@pytest.fixture(scope="module")
-def with_previews(comfy_host):
-    """One training run with two preview prompts (one shared negative), previews every 2 of 5 steps."""
-    import comfy.utils
-
-    model = ct.loader_built("sd1")
-    latents, conditioning = ct.dataset(count=3)
     seen = []
     previous = comfy.utils.PROGRESS_BAR_HOOK
     comfy.utils.set_progress_bar_global_hook(lambda value, total, preview, node_id=None, **_: seen.append(
         (value, total, preview, node_id)))
     try:
-        output = ct.train_node_output(
-            comfy_host, model, latents, conditioning, name="previewed", **TRAINING, **PREVIEW,
-            list_inputs={"preview_vae": [ct.tiny_vae()], "preview_positive": _prompts(2),
-                         "preview_negative": _prompts(1, seed=7)})
+        yield seen
     finally:
         comfy.utils.set_progress_bar_global_hook(previous)
+
+
+@pytest.fixture
+def node_previews(comfy_host):
+    with _progress_hook_calls() as seen:
+        yield seen
+
+
+def _train_with_previews(comfy_host, model, latents, conditioning, name, **widgets) -> dict:
+    return ct.train_node_output(comfy_host, model, latents, conditioning, name=name, **TRAINING, **PREVIEW,
+                                **widgets, list_inputs={"preview_vae": [ct.tiny_vae()], "preview_positive": _prompts(2),
+                                                        "preview_negative": _prompts(1, seed=7)})
+
+
+@pytest.fixture(scope="module")
+def with_previews(comfy_host):
+    """One training run with two preview prompts (one shared negative), previews every 2 of 5 steps."""
+    model = ct.loader_built("sd1")
+    latents, conditioning = ct.dataset(count=3)
+    with _progress_hook_calls() as seen:
+        output = _train_with_previews(comfy_host, model, latents, conditioning, "previewed")
     return {"model": model, "data": (latents, conditioning), "output": output, "hook": seen}
 
 
@@ -155,6 +159,18 @@ def test_training_with_previews_is_bit_identical_to_training_without(comfy_host,
     assert all(torch.equal(state_a[i][key], state_b[i][key]) for i in state_a for key in state_a[i])
     # previews off: an empty IMAGE batch and nothing to show
     assert without["ui"]["images"] == [] and without["result"][4].shape[0] == 0
+
+
+def test_previews_leave_training_with_gradient_checkpointing_bit_identical(comfy_host):
+    model = ct.loader_built("sd1")
+    latents, conditioning = ct.dataset(count=2)
+    plain = ct.train(comfy_host, model, latents, conditioning, name="checkpointed", gradient_checkpointing=True,
+                     **TRAINING)
+    previewed = _train_with_previews(comfy_host, model, latents, conditioning, "checkpointed_previewed",
+                                     gradient_checkpointing=True)["result"]
+    assert previewed[2]["loss"] == plain[2]["loss"]
+    a, b = ct.weights_of(previewed[1]), ct.weights_of(plain[1])
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 @pytest.mark.parametrize("case, inputs, widgets, message", [
