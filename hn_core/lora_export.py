@@ -22,7 +22,7 @@ import torch
 
 from .folding import affine_form
 from .network import Hypernetwork
-from .strength_profile import StrengthProfile
+from .strength_profile import StrengthProfile, block_of
 
 Affine = tuple[torch.Tensor, torch.Tensor]  # (A, c) with MLP(x) ~= x @ A.T + c, float64
 PROJECTIONS = ("to_k", "to_v")
@@ -60,18 +60,6 @@ class LayerChange:
 
     def projection(self, name: str) -> torch.Tensor:
         return self.to_k if name == "to_k" else self.to_v
-
-
-def block_of(layer: str) -> tuple[str, int] | None:
-    """The block tuple ComfyUI reports in ``extra_options['block']`` for a layer path."""
-    parts = layer.split(".")
-    if parts[0] == "input_blocks":
-        return ("input", int(parts[1]))
-    if parts[0] == "middle_block":
-        return ("middle", 0)
-    if parts[0] == "output_blocks":
-        return ("output", int(parts[1]))
-    return None
 
 
 def attention_weights_from_state_dict(state: Mapping[str, torch.Tensor], prefix: str = "") -> dict[str, AttentionWeights]:

@@ -82,6 +82,19 @@ def as_scheduled(value) -> ScheduledHypernetwork:
     raise TypeError(f"expected a hypernetwork, got {type(value).__name__}")
 
 
+def block_of(layer: str) -> tuple[str, int] | None:
+    """The block tuple ComfyUI reports in ``extra_options['block']`` for a UNet layer path
+    (``input_blocks.4.1.transformer_blocks.0.attn1`` -> ``("input", 4)``); None outside the blocks."""
+    parts = layer.split(".")
+    if parts[0] == "input_blocks":
+        return ("input", int(parts[1]))
+    if parts[0] == "middle_block":
+        return ("middle", 0)
+    if parts[0] == "output_blocks":
+        return ("output", int(parts[1]))
+    return None
+
+
 def parse_block_weights(text: str) -> tuple[tuple[tuple[str, int], float], ...]:
     """Parse per-block overrides such as ``"input 4: 0.5, middle 0: 0, output 3: 1.2"``.
 

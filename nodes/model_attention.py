@@ -1,6 +1,8 @@
 """What a ComfyUI model offers a hypernetwork: its attention layers and their key-input widths."""
 from __future__ import annotations
 
+from ..hn_core.strength_profile import block_of
+
 
 def attention_layers(model):
     """(object path, 'attn1'|'attn2', ComfyUI block tuple, attention module) for each layer."""
@@ -8,18 +10,7 @@ def attention_layers(model):
     for name, module in diffusion_model.named_modules():
         kind = name.rsplit(".", 1)[-1]
         if kind in ("attn1", "attn2") and hasattr(module, "to_k"):
-            yield f"diffusion_model.{name}", kind, _block_of(name), module
-
-
-def _block_of(name: str):
-    parts = name.split(".")
-    if parts[0] == "input_blocks":
-        return ("input", int(parts[1]))
-    if parts[0] == "middle_block":
-        return ("middle", 0)
-    if parts[0] == "output_blocks":
-        return ("output", int(parts[1]))
-    return None
+            yield f"diffusion_model.{name}", kind, block_of(name), module
 
 
 def attention_key_widths(model) -> dict[str, set[int]]:

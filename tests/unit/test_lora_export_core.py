@@ -11,7 +11,8 @@ import torch
 
 from hn_core import Hypernetwork, HypernetworkConfig, StrengthProfile
 from hn_core.linear_fit import AffineFit, NetworkFit
-from hn_core.lora_export import AttentionWeights, ExportError, block_of
+from hn_core.lora_export import AttentionWeights, ExportError
+from hn_core.strength_profile import block_of
 from hn_core.lora_file import build_changes, export_lora, lora_state_dict
 from hn_core.low_rank import factorize
 
