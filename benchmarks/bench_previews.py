@@ -18,13 +18,12 @@ Usage: .venv/bin/python benchmarks/bench_previews.py [--kind tiny_sd1|sd15] [--s
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import import_comfy_host, interleaved_medians, logger  # noqa: E402
+from benchmarks.common import interleaved_medians, logger, start_host_for_benchmark  # noqa: E402
 
 
 def main() -> None:
@@ -36,17 +35,9 @@ def main() -> None:
     parser.add_argument("--sampling-steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
     options = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-
-    from tests.host import comfy_host, models  # before ComfyUI's root (which has its own tests/) is on sys.path
+    host, models = start_host_for_benchmark()
     from tests.training import comfy_training as ct
-
-    import_comfy_host()
     import torch
-
-    host = comfy_host.start()
-    logging.getLogger().setLevel(logging.WARNING)
-    logger.setLevel(logging.INFO)
 
     with torch.inference_mode():  # as a loader node leaves them: inference tensors
         model = getattr(models, options.kind)(seed=0)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import ctypes
 import json
-import logging
 import sys
 import threading
 import time
@@ -27,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import DTYPES, import_comfy_host, interleaved_medians, logger, model_dtype  # noqa: E402
+from benchmarks.common import DTYPES, interleaved_medians, logger, model_dtype, start_host_for_benchmark  # noqa: E402
 
 # --structure: HypernetworkConfig fields of the [1, 2, 1] structures A1111 guides recommend.
 STRUCTURES = {
@@ -50,16 +49,8 @@ def main() -> None:
     parser.add_argument("--dtype", default="auto", choices=DTYPES)
     parser.add_argument("--json", help="write the results to this file as JSON")
     options = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-
-    from tests.host import comfy_host, models  # before ComfyUI's root (which has its own tests/) is on sys.path
-
-    import_comfy_host()
+    host, models = start_host_for_benchmark()
     import torch
-
-    host = comfy_host.start()
-    logging.getLogger().setLevel(logging.WARNING)
-    logger.setLevel(logging.INFO)
     session = host.pack_module("nodes.training_session")
     model_call = host.pack_module("nodes.training_model_call")
     training = host.pack_module("hn_core.training")

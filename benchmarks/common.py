@@ -51,3 +51,19 @@ def import_comfy_host():
     if not torch.cuda.is_available():
         args.cpu = True
     return root
+
+
+def start_host_for_benchmark():
+    """Start the pack's ComfyUI host for a benchmark and quiet everything but the benchmark's own log.
+
+    Our tests package is imported before ComfyUI's root (which has a tests/ of its own) goes on sys.path.
+    Returns the host and the tests.host.models module (the model builders).
+    """
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from tests.host import comfy_host, models
+
+    import_comfy_host()
+    host = comfy_host.start()
+    logging.getLogger().setLevel(logging.WARNING)
+    logger.setLevel(logging.INFO)
+    return host, models
