@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from tests.training import comfy_training as ct
+from tests.training.source_nodes import source_node
 
 
 class _Server:
@@ -46,19 +47,8 @@ def _execute(prompt: dict):
     return executor
 
 
-class TinyModelSource:
-    """Test-only stand-in for a checkpoint loader: the tiny SD1 UNet, built under inference mode."""
-
-    RETURN_TYPES = ("MODEL",)
-    FUNCTION = "make"
-    CATEGORY = "testing"
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {}}
-
-    def make(self):
-        return (ct.loader_built("sd1"),)
+TinyModelSource = source_node("MODEL", lambda: ct.loader_built("sd1"), "Test-only stand-in for a checkpoint "
+                              "loader: the tiny SD1 UNet, built under inference mode.")
 
 
 class ImageListSource:
@@ -79,20 +69,8 @@ class ImageListSource:
         return latents, conditioning
 
 
-class TinyVAESource:
-    """Test-only stand-in for a VAE loader: ComfyUI's own VAE class (AutoencoderKL, 8x downscale,
-    4 latent channels like SD1's) at a tiny width with random weights."""
-
-    RETURN_TYPES = ("VAE",)
-    FUNCTION = "make"
-    CATEGORY = "testing"
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {}}
-
-    def make(self):
-        return (ct.tiny_vae(),)
+TinyVAESource = source_node("VAE", ct.tiny_vae, "Test-only stand-in for a VAE loader: ComfyUI's own VAE "
+                            "class (AutoencoderKL, 8x downscale, 4 latent channels like SD1's), tiny, random weights.")
 
 
 class CaptionEncoder:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from tests.host import models
+from tests.training.source_nodes import source_node
 
 TINY_CLIP_L = {"num_hidden_layers": 1, "intermediate_size": 64, "num_attention_heads": 4}
 
@@ -31,16 +32,4 @@ def tiny_clip(seed: int = 0):
     return _built[seed].clone()
 
 
-class TinyClipSource:
-    """Test-only stand-in for a checkpoint loader's CLIP output."""
-
-    RETURN_TYPES = ("CLIP",)
-    FUNCTION = "make"
-    CATEGORY = "testing"
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {}}
-
-    def make(self):
-        return (tiny_clip(),)
+TinyClipSource = source_node("CLIP", tiny_clip, "Test-only stand-in for a checkpoint loader's CLIP output.")
