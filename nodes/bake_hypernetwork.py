@@ -10,33 +10,26 @@ import torch
 
 from .export_fidelity import measure
 from .export_inputs import PREFIX
-from .hypernetwork_export import STRENGTH_INPUT, applied_reference, optional_probe_inputs, plan_export, report
-from .types import CATEGORY, HYPERNETWORK
+from .hypernetwork_export import (ExportNode, applied_reference, optional_probe_inputs, plan_export, report,
+                                 required_export_inputs)
 
 NODE = "Bake Hypernetwork"
 
 
-class BakeHypernetwork:
+class BakeHypernetwork(ExportNode):
     DESCRIPTION = ("Folds a hypernetwork into a copy of the model's attention weights (exact for a linear network; "
                    "a non-linear one is replaced by its best linear fit). Save the result with Save Checkpoint or "
                    "ModelSave for a checkpoint that needs no hypernetwork. Reports its error against Apply Hypernetwork.")
-    CATEGORY = CATEGORY
     RETURN_TYPES = ("MODEL", "STRING")
     RETURN_NAMES = ("model", "report")
     OUTPUT_TOOLTIPS = ("A copy of the model with the changed weights (the input model is left unchanged).",
                        "How the bake was made and its measured error against Apply Hypernetwork.")
     FUNCTION = "bake"
-    OUTPUT_NODE = True
 
     @classmethod
     def INPUT_TYPES(cls):
         return {
-            "required": {
-                "model": ("MODEL", {"tooltip": "The model to bake into (left unchanged)."}),
-                "hypernetwork": (HYPERNETWORK, {"tooltip": "From Load Hypernetwork (optionally through Hypernetwork "
-                                                           "Strength; a step range cannot be baked)."}),
-                "strength": STRENGTH_INPUT,
-            },
+            "required": required_export_inputs("The model to bake into (left unchanged).", "baked"),
             "optional": optional_probe_inputs(),
             "hidden": {"unique_id": "UNIQUE_ID"},
         }

@@ -12,12 +12,32 @@ from ..hn_core.lora_file import build_changes
 from .export_calibration import calibrate
 from .export_inputs import ProbeInputs, model_layers, probe_inputs
 from .node_messages import show_on_node
+from .types import CATEGORY, HYPERNETWORK
 
 logger = logging.getLogger(__name__)
 
 
-STRENGTH_INPUT = ("FLOAT", {"default": 1.0, "min": -10.0, "max": 10.0, "step": 0.01, "tooltip":
+class ExportNode:
+    """What Hypernetwork to LoRA and Bake Hypernetwork declare alike: the pack's category, and output
+    nodes (they run even when nothing consumes their outputs, and show their report on the node)."""
+
+    CATEGORY = CATEGORY
+    OUTPUT_NODE = True
+
+
+_STRENGTH_INPUT = ("FLOAT", {"default": 1.0, "min": -10.0, "max": 10.0, "step": 0.01, "tooltip":
                             "As Apply Hypernetwork's strength (times the Hypernetwork Strength profile per layer)."})
+
+
+def required_export_inputs(model_tooltip: str, verb: str) -> dict:
+    """The model, hypernetwork and strength inputs both export nodes start with; `verb` completes
+    "a step range cannot be ..." in the hypernetwork's tooltip."""
+    return {
+        "model": ("MODEL", {"tooltip": model_tooltip}),
+        "hypernetwork": (HYPERNETWORK, {"tooltip": "From Load Hypernetwork (optionally through Hypernetwork "
+                                                   f"Strength; a step range cannot be {verb})."}),
+        "strength": _STRENGTH_INPUT,
+    }
 
 
 def optional_probe_inputs() -> dict:

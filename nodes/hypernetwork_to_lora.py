@@ -10,36 +10,31 @@ from ..hn_core.lora_export import ExportError
 from ..hn_core.lora_file import SAVE_DTYPES, lora_metadata, lora_state_dict, write_lora
 from .export_fidelity import measure
 from .export_inputs import base_model_version, is_sdxl, res_blocks_per_level
-from .hypernetwork_export import STRENGTH_INPUT, applied_reference, optional_probe_inputs, plan_export, report
+from .hypernetwork_export import (ExportNode, applied_reference, optional_probe_inputs, plan_export, report,
+                                 required_export_inputs)
 from .save_hypernetwork import target_path
-from .types import CATEGORY, HYPERNETWORK
 
 NODE = "Hypernetwork to LoRA"
 VALUE_BIAS = {"drop (any reader)": False, "to_out diff_b (ComfyUI only)": True}
 
 
-class HypernetworkToLoRA:
+class HypernetworkToLoRA(ExportNode):
     DESCRIPTION = ("Writes the change a hypernetwork makes to this model as a LoRA on the attention key/value "
                    "projections (kohya names: loads in ComfyUI's LoRA loaders, A1111/Forge and diffusers). A linear "
                    "network is exact at full rank; a lower rank or a non-linear network is approximated, and the "
                    "node reports how close the result is to Apply Hypernetwork.")
-    CATEGORY = CATEGORY
     RETURN_TYPES = ("STRING", "STRING")
     RETURN_NAMES = ("lora_name", "report")
     OUTPUT_TOOLTIPS = ("The file's name inside models/loras (as Load LoRA lists it).",
                        "What was exported and its measured error against Apply Hypernetwork.")
     FUNCTION = "export"
-    OUTPUT_NODE = True
 
     @classmethod
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "model": ("MODEL", {"tooltip": "The model the LoRA is for: the change depends on its own to_k/to_v "
-                                               "weights. Left unchanged."}),
-                "hypernetwork": (HYPERNETWORK, {"tooltip": "From Load Hypernetwork (optionally through Hypernetwork "
-                                                           "Strength; a step range cannot be exported)."}),
-                "strength": STRENGTH_INPUT,
+                **required_export_inputs("The model the LoRA is for: the change depends on its own to_k/to_v "
+                                         "weights. Left unchanged.", "exported"),
                 "filename": ("STRING", {"default": "hypernetwork_lora", "tooltip": "File name inside models/loras "
                                         "(subfolders allowed, .safetensors added)."}),
                 "rank": ("INT", {"default": 0, "min": 0, "max": 4096, "tooltip": "0 = full rank (exact for a linear "
