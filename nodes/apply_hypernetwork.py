@@ -52,7 +52,7 @@ class ApplyHypernetwork:
         _warn_if_family_differs(model, network, unique_id)
 
         patched = model.clone()
-        if speed_path and can_fold(patched, network, strength, profile):
+        if speed_path and can_fold(patched, network, profile):
             fold_into(patched, network, strength, profile)
             return (patched,)
 

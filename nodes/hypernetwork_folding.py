@@ -22,8 +22,8 @@ PROJECTIONS = (("to_k", 0), ("to_v", 1))
 _sequence = itertools.count(1)
 
 
-def can_fold(model, network, strength: float, profile) -> bool:
-    """Whether Apply may fold `network` into `model`'s to_k / to_v (at any `strength`)."""
+def can_fold(model, network, profile) -> bool:
+    """Whether Apply may fold `network` into `model`'s to_k / to_v (at any strength)."""
     # Every linear network over the whole schedule folds, however strong: the fused weight rounds
     # once, so it is at least as close to the float64 truth as the exact path (hn_core/folding.py).
     if not profile.full_range or not is_foldable(network):
