@@ -243,7 +243,6 @@ def encode_data(work: Path, unet) -> dict:
 # Stage 3: UNet
 
 def new_unet():
-    import torch
     from .default_model import randomize_
     from .demo_checkpoint import model_config
 

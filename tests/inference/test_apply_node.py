@@ -4,7 +4,6 @@ dtypes (fp16, bf16, manual casting), a KSampler run, bad inputs, ComfyUI's memor
 from __future__ import annotations
 
 import logging
-import math
 
 import pytest
 import torch
