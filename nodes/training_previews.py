@@ -112,7 +112,8 @@ def preview_request(inputs: dict, model) -> PreviewRequest | None:
     if every < 0:
         raise TrainingError(f"preview_every must be 0 (off) or a number of steps, got {every}")
     if every == 0:
-        logger.info("previews are off (preview_every is 0)")
+        # Inputs are connected (checked above) yet nothing will be drawn: say so where the user looks.
+        logger.warning("preview_vae and preview prompts are connected but preview_every is 0: no previews")
         return None
     pairs = [(positive, negatives[i] if len(negatives) > 1 else negatives[0] if negatives else zeroed(positive))
              for i, positive in enumerate(positives)]

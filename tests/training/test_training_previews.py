@@ -200,6 +200,20 @@ def test_unusable_preview_inputs_are_refused_before_anything_is_written(comfy_ho
     assert node_previews == []  # not even the progress bar moved
 
 
+def test_connected_previews_with_preview_every_0_draw_nothing_and_say_so(comfy_host, output_dir, node_previews,
+                                                                         caplog):
+    latents, conditioning = ct.dataset(count=2)
+    name = "previews_off"
+    with caplog.at_level("WARNING"):
+        result = ct.train_node_output(comfy_host, ct.loader_built("sd1"), latents, conditioning, name=name, steps=2,
+                                      **{**PREVIEW, "preview_every": 0},
+                                      list_inputs={"preview_vae": [ct.tiny_vae()], "preview_positive": _prompts(1)})
+    assert "preview_every is 0: no previews" in caplog.text
+    assert not os.path.exists(os.path.join(output_dir, "hn_previews", name))
+    assert [preview for *_, preview, _node in node_previews if preview is not None] == []
+    assert result["result"][-1].shape[0] == 0  # the preview_grid output is an empty batch
+
+
 def _taesd_vae(latent_channels: int):
     """A VAE that ComfyUI's VAE class detects from its weights (TAESD keys) as `latent_channels` wide."""
     import comfy.sd
