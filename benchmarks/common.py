@@ -40,6 +40,16 @@ def interleaved_medians(candidates: dict, repeats: int, warmup: int = 1) -> dict
     return {name: (statistics.median(runs), runs) for name, runs in times.items()}
 
 
+def paired_ratio(timings: dict, numerator: str, denominator: str) -> float:
+    """Median over rounds of numerator/denominator, each round's two runs side by side.
+
+    On a noisy machine a slow spell hits both runs of a round, so these ratios scatter less than
+    the ratio of the two medians does (which pairs runs from different moments).
+    """
+    rounds = zip(timings[numerator][1], timings[denominator][1])
+    return statistics.median(a / b for a, b in rounds)
+
+
 def import_comfy_host():
     """Put the ComfyUI host (COMFYUI_PATH or .host/ComfyUI) first on sys.path and import it for CPU use."""
     root = os.environ.get("COMFYUI_PATH") or str(REPO_ROOT / ".host" / "ComfyUI")
