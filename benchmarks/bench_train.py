@@ -88,6 +88,9 @@ def main() -> None:
             results[checkpointing] = (timings, memory)
             del network, steps, run, candidates
 
+    ratios = {checkpointing: {"ratio_to_floor": timings["ours"][0] / timings["floor"][0],
+                              "paired_ratio_to_floor": paired_ratio(timings, "ours", "floor")}
+              for checkpointing, (timings, _memory) in results.items()}
     for checkpointing, (timings, memory) in results.items():
         label = "with" if checkpointing else "without"
         logger.info("--- %s gradient checkpointing", label)
@@ -97,8 +100,8 @@ def main() -> None:
                         ", ".join(f"{t:.3f}" for t in runs))
         logger.info("ratio ours/floor = %.3f (target <= %.2f); median of the rounds' ratios %.3f; "
                     "memory ratio %.2f",
-                    timings["ours"][0] / timings["floor"][0], TARGETS[checkpointing],
-                    paired_ratio(timings, "ours", "floor"), memory["ours"] / max(memory["floor"], 1))
+                    ratios[checkpointing]["ratio_to_floor"], TARGETS[checkpointing],
+                    ratios[checkpointing]["paired_ratio_to_floor"], memory["ours"] / max(memory["floor"], 1))
     if options.json:
         Path(options.json).write_text(json.dumps({
             "benchmark": "train", "shape": options.kind, "structure": options.structure,
@@ -106,8 +109,7 @@ def main() -> None:
             "device": str(model.load_device), "size": options.size, "dims": list(dims),
             "runs": {("checkpointing" if checkpointing else "plain"): {
                 "median_s": {name: timings[name][0] for name in timings},
-                "ratio_to_floor": timings["ours"][0] / timings["floor"][0],
-                "paired_ratio_to_floor": paired_ratio(timings, "ours", "floor"),
+                **ratios[checkpointing],
                 "peak_bytes": memory} for checkpointing, (timings, memory) in results.items()},
         }, indent=1))
 
