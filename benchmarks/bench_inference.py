@@ -61,7 +61,7 @@ def main() -> None:
     import comfy.model_management as mm
     from comfy_extras.nodes_hypernetwork import load_hypernetwork_patch
     hn = host.pack_module("hn_core")
-    folding = host.pack_module("hn_core.folding")
+    folding = host.pack_module("hn_core.inference.folding")
     from tests.reference.a1111_reference import make_raw_a1111_dict
     apply_node = host.node_class("ApplyHypernetwork")()
 

@@ -52,11 +52,11 @@ def main() -> None:
     options = parser.parse_args()
     host, models = start_host_for_benchmark()
     import torch
-    session = host.pack_module("nodes.training_session")
-    model_call = host.pack_module("nodes.training_model_call")
+    session = host.pack_module("hn_comfy.training.session")
+    model_call = host.pack_module("hn_comfy.training.model_call")
     training = host.pack_module("hn_core.training")
     hn_core = host.pack_module("hn_core")
-    attention = host.pack_module("nodes.model_attention")
+    attention = host.pack_module("hn_comfy.apply.model_attention")
 
     dtype = model_dtype(options.dtype, torch.cuda.is_available())
     with torch.inference_mode():  # weights as a loader node leaves them: inference tensors

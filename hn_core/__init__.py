@@ -1,6 +1,6 @@
 """hn_core: A1111-compatible hypernetworks in plain torch. Never imports ComfyUI.
 
-The public names below are imported on first use (PEP 562), so ``python -m hn_core.batch`` and
+The public names below are imported on first use (PEP 562), so ``python -m batch_runner`` and
 other torch-free parts of the package start without paying for ``import torch``.
 """
 from __future__ import annotations
@@ -8,16 +8,16 @@ from __future__ import annotations
 import importlib
 
 _PUBLIC = {
-    "HypernetworkConfig": ".config", "HypernetworkInfo": ".config", "WEIGHT_INITIALIZATIONS": ".config",
-    "derive_dropout_structure": ".config",
-    "ACTIVATIONS": ".activations",
+    "HypernetworkConfig": ".network.config", "HypernetworkInfo": ".network.config", "WEIGHT_INITIALIZATIONS": ".network.config",
+    "derive_dropout_structure": ".network.config",
+    "ACTIVATIONS": ".network.activations",
     "HypernetworkError": ".errors",
-    "SUPPORTED_SUFFIXES": ".files", "load_hypernetwork": ".files", "save_hypernetwork": ".files",
-    "Hypernetwork": ".network", "HypernetworkModule": ".network",
-    "load_optimizer_state": ".optimizer_sidecar", "save_optimizer_state": ".optimizer_sidecar",
-    "HypernetworkPatch": ".patch",
-    "ScheduledHypernetwork": ".strength_profile", "StrengthProfile": ".strength_profile",
-    "as_scheduled": ".strength_profile", "parse_block_weights": ".strength_profile",
+    "SUPPORTED_SUFFIXES": ".formats.files", "load_hypernetwork": ".formats.files", "save_hypernetwork": ".formats.files",
+    "Hypernetwork": ".network.hypernetwork", "HypernetworkModule": ".network.hypernetwork",
+    "load_optimizer_state": ".formats.optimizer_sidecar", "save_optimizer_state": ".formats.optimizer_sidecar",
+    "HypernetworkPatch": ".inference.patch",
+    "ScheduledHypernetwork": ".inference.strength_profile", "StrengthProfile": ".inference.strength_profile",
+    "as_scheduled": ".inference.strength_profile", "parse_block_weights": ".inference.strength_profile",
 }
 
 __all__ = sorted(_PUBLIC)

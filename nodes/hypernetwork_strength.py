@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..hn_core import StrengthProfile, as_scheduled, parse_block_weights
-from .types import CATEGORY, HYPERNETWORK
+from ..hn_comfy.ui.types import HYPERNETWORK, LOADERS_CATEGORY
 
 
 def _weight(default: float, tooltip: str):
@@ -17,7 +17,7 @@ class HypernetworkStrength:
     DESCRIPTION = ("Sets how strongly a hypernetwork acts on self-attention and cross-attention, per UNet "
                    "block group or single block, and during which part of sampling. Apply Hypernetwork's "
                    "strength multiplies all of these.")
-    CATEGORY = CATEGORY
+    CATEGORY = LOADERS_CATEGORY
     RETURN_TYPES = (HYPERNETWORK,)
     OUTPUT_TOOLTIPS = ("The same hypernetwork with this strength profile.",)
     FUNCTION = "set_profile"

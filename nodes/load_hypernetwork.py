@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 from ..hn_core import ScheduledHypernetwork
-from ..hn_core.describe_text import describe_as_text
-from .hypernetwork_files import LOADED, file_signature, list_hypernetwork_files, resolve_path
-from .types import CATEGORY, HYPERNETWORK
+from ..hn_core.network.describe import describe_as_text
+from ..hn_comfy.files.model_folders import LOADED, file_signature, list_hypernetwork_files, resolve_path
+from ..hn_comfy.ui.types import HYPERNETWORK, LOADERS_CATEGORY
 
 
 class LoadHypernetwork:
     DESCRIPTION = ("Loads an AUTOMATIC1111 / NovelAI hypernetwork (.pt, .pth) or this pack's .safetensors "
                    "form, safely (no pickled code is ever run), and shows what it contains.")
-    CATEGORY = CATEGORY
+    CATEGORY = LOADERS_CATEGORY
     RETURN_TYPES = (HYPERNETWORK, "STRING")
     RETURN_NAMES = ("hypernetwork", "info")
     OUTPUT_TOOLTIPS = ("The loaded hypernetwork, for Apply Hypernetwork.",

@@ -1,21 +1,10 @@
 """MergeHypernetworks: several HYPERNETWORK inputs into one network (see hn_core.merge)."""
 from __future__ import annotations
 
-import logging
-import os
+from ..hn_core.merge import MODES
+from ..hn_comfy.merge.merge_sockets import MAX_INPUTS, merge_sockets
+from ..hn_comfy.ui.types import HYPERNETWORK, MERGING_CATEGORY
 
-import comfy.model_management
-import comfy.utils
-
-from ..hn_core import ScheduledHypernetwork, as_scheduled
-from ..hn_core.merge import MODES, MergeInput, common_profile, dims_coverage, merge_hypernetworks
-from .hypernetwork_files import LOADED
-from .node_messages import show_on_node
-from .types import CATEGORY, HYPERNETWORK
-
-logger = logging.getLogger(__name__)
-
-MAX_INPUTS = 4
 REQUIRED_INPUTS = 2
 
 
@@ -36,7 +25,7 @@ class MergeHypernetworks:
                    "ComfyUI's built-in loader read it). 'weighted sum' blends the parameters of networks of the "
                    "same structure; 'exact stack' gives the linear network equal to applying the inputs one "
                    "after another at their weights, for linear networks of any layer structure.")
-    CATEGORY = CATEGORY
+    CATEGORY = MERGING_CATEGORY
     RETURN_TYPES = (HYPERNETWORK, "STRING")
     RETURN_NAMES = ("hypernetwork", "summary")
     OUTPUT_TOOLTIPS = ("The merged network (a new one; the inputs are unchanged). Apply it at strength 1 to "
@@ -59,51 +48,4 @@ class MergeHypernetworks:
         return {"required": required, "optional": optional, "hidden": {"unique_id": "UNIQUE_ID"}}
 
     def merge(self, mode, unique_id=None, **sockets):
-        labelled, inputs = [], []
-        for n in range(1, MAX_INPUTS + 1):
-            value = sockets.get(f"hypernetwork_{n}")
-            if value is None:
-                continue
-            scheduled = as_scheduled(value)
-            label = _label(n, scheduled.network)
-            labelled.append((label, scheduled.profile))
-            inputs.append(MergeInput(scheduled.network, float(sockets.get(f"weight_{n}", 1.0)), label))
-        try:
-            profile = common_profile(labelled, exact=mode != MODES[0])
-            network = merge_hypernetworks(inputs, mode, on_dim=_progress(unique_id))
-        except ValueError as exc:
-            raise ValueError(f"Merge Hypernetworks: {exc}") from None
-        summary = _summary(mode, inputs, network)
-        logger.info("Merge Hypernetworks: %s", summary.replace("\n", "; "))
-        show_on_node(unique_id, summary)
-        return (ScheduledHypernetwork(network, profile), summary)
-
-
-def _progress(unique_id):
-    """on_dim for hn_core.merge: a ComfyUI progress bar over the dims (made at the first call),
-    and the point where a cancelled prompt stops the merge."""
-    bar = None
-
-    def on_dim(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = comfy.utils.ProgressBar(total, node_id=unique_id)
-        bar.update_absolute(done, total)
-        comfy.model_management.throw_exception_if_processing_interrupted()
-    return on_dim
-
-
-def _label(n: int, network) -> str:
-    """How messages name an input: its socket, and its file or saved name where known."""
-    path = LOADED.path_of(network)
-    known = os.path.basename(path) if path else network.info.name
-    return f"hypernetwork_{n} ({known})" if known else f"hypernetwork_{n}"
-
-
-def _summary(mode: str, inputs, network) -> str:
-    config = network.config
-    lines = [f"{mode} of " + ", ".join(f"{item.label} x{item.weight:g}" for item in inputs),
-             f"result: layer_structure {list(config.layer_structure)}, activation {config.activation_func}, "
-             f"layer norm {'on' if config.is_layer_norm else 'off'}, dims {', '.join(map(str, network.dims))}, "
-             f"{network.parameter_count():,} parameters"]
-    return "\n".join(lines + dims_coverage(inputs))
+        return merge_sockets(mode, sockets, unique_id)

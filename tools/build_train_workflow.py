@@ -84,7 +84,7 @@ def build_prompt() -> tuple[dict, dict[str, str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hn_core.batch import embedded_server
+    from batch_runner import embedded_server
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--comfyui", type=Path, default=None, help="default: $COMFYUI_PATH, else .host/ComfyUI")

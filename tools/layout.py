@@ -1,5 +1,5 @@
 """Where the main job keeps things. The ComfyUI base directory it prepares is the batch runner's
-(``hn_core.batch.base_dir``)."""
+(``batch_runner.base_dir``)."""
 from __future__ import annotations
 
 from pathlib import Path

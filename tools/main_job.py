@@ -9,7 +9,7 @@
    ``--cache``);
 2. the demo hypernetworks (``tools.demo_hypernetwork``) and the demo dataset (``datasets/``:
    eight pictures in a style the default model never saw, made by the project) are staged;
-3. the batch runner (``hn_core.batch``) starts its embedded ComfyUI on 127.0.0.1 and runs every
+3. the batch runner (``batch_runner``) starts its embedded ComfyUI on 127.0.0.1 and runs every
    API workflow in ``--workflows``: train a hypernetwork on the demo images, save it, render a
    strength sweep with and without it; apply one; stack two with a strength schedule;
 4. into ``--output``: ``images/`` (every output, named by job), ``contact_sheet.png`` (a row
@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 from hn_core.atomic_write import atomic_write
-from hn_core.batch import (BatchError, BatchResult, ServerError, embedded_server, expand_jobs, find_comfyui,
+from batch_runner import (BatchError, BatchResult, ServerError, embedded_server, expand_jobs, find_comfyui,
                            load_api_workflows, parse_override, run_batch, server_env)
 
 from . import default_model
@@ -70,7 +70,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--default-model", choices=sorted(default_model.UNET_CONFIGS), default=default_model.DEFAULT_VARIANT,
                    help="which embedded default model to use when no --checkpoint is given")
     p.add_argument("--set", action="append", default=[], metavar="NODE.inputs.NAME=VALUE",
-                   help="an override or sweep for the batch runner (see python -m hn_core.batch --help)")
+                   help="an override or sweep for the batch runner (see python -m batch_runner --help)")
     p.add_argument("--fresh", action="store_true", help="forget the jobs an earlier run finished")
     p.add_argument("--comfyui", type=Path, default=None,
                    help="the ComfyUI tree (default: $COMFYUI_PATH, else .host/ComfyUI)")

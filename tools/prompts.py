@@ -12,9 +12,9 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hn_core.batch.comfy_errors import describe_failure, describe_refusal, succeeded
-from hn_core.batch.errors import HttpError, ServerError
-from hn_core.batch.server_process import ComfyServer
+from batch_runner.comfy_errors import describe_failure, describe_refusal, succeeded
+from batch_runner.errors import HttpError, ServerError
+from batch_runner.server_process import ComfyServer
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from ..config import HypernetworkInfo
-from ..network import Hypernetwork
+from ..network.config import HypernetworkInfo
+from ..network.hypernetwork import Hypernetwork
 from .exact_stack import exact_stack
 from .profiles import common_profile
 from .weighted_sum import weighted_sum

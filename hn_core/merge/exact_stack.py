@@ -23,10 +23,10 @@ from typing import Sequence
 
 import torch
 
-from ..activations import is_linear
-from ..config import HypernetworkConfig
-from ..folding import affine_form, compose_affine, residual_affine
-from ..network import HypernetworkModule
+from ..network.activations import is_linear
+from ..network.config import HypernetworkConfig
+from ..inference.folding import affine_form, compose_affine, residual_affine
+from ..network.hypernetwork import HypernetworkModule
 
 SINGLE_LAYER = (1, 1)
 

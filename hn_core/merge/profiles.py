@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from ..strength_profile import StrengthProfile
+from ..inference.strength_profile import StrengthProfile
 
 MULTIPLIER_FIELDS = ("attn1", "attn2", "input", "middle", "output")
 

@@ -13,8 +13,8 @@ from typing import Sequence
 
 import torch
 
-from ..activations import is_linear
-from ..network import HypernetworkModule
+from ..network.activations import is_linear
+from ..network.hypernetwork import HypernetworkModule
 
 # Relative size under which the weights of the inputs having a dim count as summing to zero.
 ZERO_TOTAL = 1e-9

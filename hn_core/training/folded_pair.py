@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
-from ..network import Hypernetwork
+from ..network.hypernetwork import Hypernetwork
 
 # The product costs about 6*dim^3 multiply-adds (forward and backward) per model call and saves
 # about 9*dim^2 per token; every dim of an SD UNet serves four or more layers of equal token

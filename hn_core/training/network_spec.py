@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Collection
 
-from ..config import HypernetworkConfig
+from ..network.config import HypernetworkConfig
 
 DROPOUT_CHOICES = ("off", "hidden layers", "hidden + last layer")
 

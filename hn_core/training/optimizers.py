@@ -5,7 +5,7 @@ import logging
 
 import torch
 
-from ..network import Hypernetwork
+from ..network.hypernetwork import Hypernetwork
 from .resume import OptimizerState, align_optimizer_state
 
 logger = logging.getLogger(__name__)

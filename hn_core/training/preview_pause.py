@@ -12,7 +12,7 @@ from typing import Iterator
 
 import torch
 
-from ..network import Hypernetwork
+from ..network.hypernetwork import Hypernetwork
 
 
 @contextlib.contextmanager

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..files import load_hypernetwork, save_hypernetwork
-from ..network import Hypernetwork
-from ..optimizer_sidecar import load_optimizer_state, save_optimizer_state, sidecar_path
+from ..formats.files import load_hypernetwork, save_hypernetwork
+from ..network.hypernetwork import Hypernetwork
+from ..formats.optimizer_sidecar import load_optimizer_state, save_optimizer_state, sidecar_path
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from typing import Callable
 
 import torch
 
-from ..network import Hypernetwork
+from ..network.hypernetwork import Hypernetwork
 
 Pair = tuple[torch.Tensor, torch.Tensor]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import os
 
-from ..network import Hypernetwork
+from ..network.hypernetwork import Hypernetwork
 from .resume import OptimizerState, save_with_optimizer_state
 
 logger = logging.getLogger(__name__)

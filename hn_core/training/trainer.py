@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from ..network import Hypernetwork
+from ..network.hypernetwork import Hypernetwork
 from .batch_plan import bucketed_micro_batches, derived_seed, seeded_global_rng, step_generator
 from .divergence import divergence_message, weights_are_finite
 from .gradient_clipping import clip_gradients

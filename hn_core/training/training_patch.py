@@ -22,7 +22,7 @@ import logging
 
 import torch
 
-from ..network import Hypernetwork
+from ..network.hypernetwork import Hypernetwork
 from .checkpointing import current_region
 from .folded_pair import apply_pair_map, is_affine, residual_pair_map, worth_folding
 from .shared_context import SharedContext

@@ -9,9 +9,9 @@ import time
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from hn_core.batch import ComfyServer, find_comfyui, prepare_base_dir
-from hn_core.batch.embedded_server import DEFAULT_PYCACHE
-from hn_core.batch.sync_http import request_json
+from batch_runner import ComfyServer, find_comfyui, prepare_base_dir
+from batch_runner.embedded_server import DEFAULT_PYCACHE
+from batch_runner.sync_http import request_json
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -113,7 +113,7 @@ def write_workflow(folder: Path, name: str, workflow: dict) -> Path:
 
 
 def runner_command(*args) -> list[str]:
-    return [sys.executable, "-m", "hn_core.batch", "--no-progress", *map(str, args)]
+    return [sys.executable, "-m", "batch_runner", "--no-progress", *map(str, args)]
 
 
 def run_runner(*args, timeout: float = 600) -> subprocess.CompletedProcess:

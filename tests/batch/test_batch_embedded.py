@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hn_core.batch import embedded_server, expand_jobs, parse_override, run_batch
-from hn_core.batch.sync_http import request_json
+from batch_runner import embedded_server, expand_jobs, parse_override, run_batch
+from batch_runner.sync_http import request_json
 from tests.batch.live import (Gate, assert_png, blur_workflow, gate_node_args, gated, load_image_workflow, manifest_jobs,
                               start_runner, wait_until, write_workflow)
 

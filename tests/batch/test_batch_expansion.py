@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from hn_core.batch import BatchError, expand_jobs, load_named_workflows, parse_override
+from batch_runner import BatchError, expand_jobs, load_named_workflows, parse_override
 from tests.batch.live import REPO_ROOT, blur_workflow, write_workflow
 
 
@@ -135,18 +135,18 @@ def test_workflow_files_and_folders(tmp_path):
 
 def test_cli_dry_run_lists_the_jobs(tmp_path):
     wf = write_workflow(tmp_path, "wf", blur_workflow())
-    proc = subprocess.run([sys.executable, "-m", "hn_core.batch", str(wf), "--set", "1.inputs.color=1..3", "--dry-run"],
+    proc = subprocess.run([sys.executable, "-m", "batch_runner", str(wf), "--set", "1.inputs.color=1..3", "--dry-run"],
                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["wf__color=1 1.color=1", "wf__color=2 1.color=2", "wf__color=3 1.color=3"]
-    bad = subprocess.run([sys.executable, "-m", "hn_core.batch", str(wf), "--set", "9.seed=1", "--dry-run"],
+    bad = subprocess.run([sys.executable, "-m", "batch_runner", str(wf), "--set", "9.seed=1", "--dry-run"],
                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "no workflow has that node" in bad.stderr
 
 
 def test_cli_help_documents_the_syntax_and_imports_no_torch():
     proc = subprocess.run([sys.executable, "-c", "import sys, runpy; sys.argv = ['x', '--help']\n"
-                           "try:\n runpy.run_module('hn_core.batch', run_name='__main__')\n"
+                           "try:\n runpy.run_module('batch_runner', run_name='__main__')\n"
                            "except SystemExit: pass\n"
                            "print('TORCH' if 'torch' in sys.modules or 'comfy' in sys.modules else 'LIGHT')"],
                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)

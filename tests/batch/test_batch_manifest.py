@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from hn_core.batch import BatchError, expand_jobs, parse_override
-from hn_core.batch.manifest import Manifest, exclusive
+from batch_runner import BatchError, expand_jobs, parse_override
+from batch_runner.manifest import Manifest, exclusive
 from tests.batch.live import REPO_ROOT, blur_workflow
 
 
@@ -49,7 +49,7 @@ def test_one_runner_per_manifest_and_the_lock_dies_with_its_holder(tmp_path):
             with exclusive(path):
                 pass
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom hn_core.batch.manifest import exclusive\n"
+        [sys.executable, "-c", "import sys, time\nfrom batch_runner.manifest import exclusive\n"
                                f"with exclusive({str(path)!r}):\n print('held', flush=True); time.sleep(600)"],
         cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
     try:

@@ -8,9 +8,9 @@ import signal
 import pytest
 from PIL import Image
 
-from hn_core.batch import expand_jobs, parse_override, run_batch
-from hn_core.batch.manifest import Manifest
-from hn_core.batch.sync_http import request_json
+from batch_runner import expand_jobs, parse_override, run_batch
+from batch_runner.manifest import Manifest
+from batch_runner.sync_http import request_json
 from tests.batch.live import (Gate, assert_png, blur_workflow, gated, history_ids, load_image_workflow, manifest_jobs,
                               run_runner, running_prompt, servers, start_runner, wait_until, write_workflow)
 

@@ -18,7 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:  # `tools` lives at the repository root
     sys.path.append(str(REPO_ROOT))
 
-from hn_core.batch.server_process import server_env  # noqa: E402
+from batch_runner.server_process import server_env  # noqa: E402
 from tools import default_model  # noqa: E402
 from tools.layout import DEFAULT_CACHE  # noqa: E402
 from tests.e2e.servers import served  # noqa: E402

@@ -4,8 +4,8 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from hn_core.batch.base_dir import link_into, prepare_base_dir
-from hn_core.batch.server_process import ComfyServer
+from batch_runner.base_dir import link_into, prepare_base_dir
+from batch_runner.server_process import ComfyServer
 from tools.demo_hypernetwork import write_demos
 
 

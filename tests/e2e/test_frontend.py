@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import sync_playwright
 
-from hn_core.batch.base_dir import PACK_NAME
+from batch_runner.base_dir import PACK_NAME
 from tests.e2e import frontends
 from tests.e2e.servers import served
 from tests.e2e.frontend_page import VIEWPORT, FrontendPage, chromium_path

@@ -75,7 +75,7 @@ class ComfyHost:
         return Path(self.folder_paths.get_folder_paths(category)[0])
 
     def pack_module(self, relative_name: str) -> ModuleType:
-        """A module of this pack as the loaded nodes see it (e.g. ``"hn_core.network"``).
+        """A module of this pack as the loaded nodes see it (e.g. ``"hn_core.network.hypernetwork"``).
 
         The pack is imported under ComfyUI's name for it, so ``hn_core`` imported directly by a
         unit test is a *different* module object; use this to share classes with the nodes.

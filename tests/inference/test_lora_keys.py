@@ -1,4 +1,4 @@
-"""hn_core.lora_keys against ComfyUI's own tables, at the real SD1.5, SD2.1 and SDXL layouts (no model built).
+"""hn_core.export.lora_keys against ComfyUI's own tables, at the real SD1.5, SD2.1 and SDXL layouts (no model built).
 
 ComfyUI maps a kohya ``lora_unet_<diffusers path>`` name through ``comfy.utils.unet_to_diffusers``
 (diffusers key -> UNet key) and an SGM name by its own path; every attention projection's name
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from hn_core.lora_keys import kohya_name
+from hn_core.export.lora_keys import kohya_name
 from tests.host import models
 from tests.inference import lora_export_support as le
 

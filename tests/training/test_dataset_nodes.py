@@ -155,7 +155,7 @@ def test_buckets_hold_each_picture_with_its_own_caption(dataset_host, picture_fo
     """What Resolution Bucket hands over is what Train Hypernetwork pairs up: every picture's latent
     with the conditioning of its own caption, whatever order the buckets put them in."""
     _require(dataset_host, "ResolutionBucket")
-    collect = dataset_host.pack_module("nodes.training_inputs").collect_training_items
+    collect = dataset_host.pack_module("hn_comfy.training.inputs").collect_training_items
     run = dataset_host.nodes.NODE_CLASS_MAPPINGS
     with torch.inference_mode():
         images, texts = run["LoadImageTextDataSetFromFolder"].execute(picture_folder).result

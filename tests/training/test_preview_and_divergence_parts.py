@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hn_core.preview_grid import preview_grid
+from hn_core.training.preview_grid import preview_grid
 from hn_core.training import TrainingCallbacks, TrainingDiverged, TrainingSettings, train
 from hn_core.training.preview_plan import is_preview_step, preview_file_name, preview_subfolder
 from tests.training.toy_problem import make_data, make_network, weights

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from hn_core import Hypernetwork, HypernetworkConfig
-from hn_core.patch import HypernetworkPatch
+from hn_core.inference.patch import HypernetworkPatch
 
 DIM = 16
 

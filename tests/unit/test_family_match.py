@@ -1,7 +1,7 @@
 """Which of a file's dims act on a model, and the warning when the file was made for another family."""
 from __future__ import annotations
 
-from hn_core.family_match import match_family
+from hn_core.inference.family_match import match_family
 
 SD1 = ({320, 640, 1280}, {768})  # self-attention widths, cross-attention widths
 SD2 = ({320, 640, 1280}, {1024})

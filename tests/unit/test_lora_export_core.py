@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from hn_core import Hypernetwork, HypernetworkConfig, StrengthProfile
-from hn_core.linear_fit import AffineFit, NetworkFit
-from hn_core.lora_export import AttentionWeights, ExportError
-from hn_core.strength_profile import block_of
-from hn_core.lora_file import build_changes, export_lora, lora_state_dict
-from hn_core.low_rank import factorize
+from hn_core.export.linear_fit import AffineFit, NetworkFit
+from hn_core.export.lora_export import AttentionWeights, ExportError
+from hn_core.inference.strength_profile import block_of
+from hn_core.export.lora_file import build_changes, export_lora, lora_state_dict
+from hn_core.export.low_rank import factorize
 
 LAYER = "input_blocks.1.1.transformer_blocks.0.attn1"
 

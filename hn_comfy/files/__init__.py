@@ -1,0 +1,1 @@
+"""The hypernetworks model folder: finding and loading files once, save paths, optimizer sidecars."""

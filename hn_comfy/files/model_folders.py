@@ -1,0 +1,59 @@
+"""Finding hypernetwork files in ComfyUI's model folders, and loading each one once."""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+import folder_paths
+
+from ...hn_core import SUPPORTED_SUFFIXES, Hypernetwork, HypernetworkError, load_hypernetwork
+
+logger = logging.getLogger(__name__)
+
+FOLDER = "hypernetworks"
+
+
+def list_hypernetwork_files() -> list[str]:
+    return [name for name in folder_paths.get_filename_list(FOLDER) if name.lower().endswith(SUPPORTED_SUFFIXES)]
+
+
+def resolve_path(name: str) -> str:
+    path = folder_paths.get_full_path(FOLDER, name)
+    if path is None or not os.path.isfile(path):
+        raise HypernetworkError(name, f"file not found in the '{FOLDER}' model folders "
+                                      f"({', '.join(folder_paths.get_folder_paths(FOLDER))})")
+    return path
+
+
+def file_signature(path: str) -> tuple[int, int]:
+    stat = os.stat(path)
+    return stat.st_mtime_ns, stat.st_size
+
+
+class LoadedFileCache:
+    """Keeps the last network loaded per path; reloads only when the file changes on disk."""
+
+    def __init__(self):
+        self._entries: dict[str, tuple[tuple[int, int], Hypernetwork]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, path: str) -> Hypernetwork:
+        signature = file_signature(path)
+        with self._lock:
+            entry = self._entries.get(path)
+            if entry is not None and entry[0] == signature:
+                return entry[1]
+        network = load_hypernetwork(path)
+        logger.info("loaded hypernetwork %s (%d parameters)", path, network.parameter_count())
+        with self._lock:
+            self._entries[path] = (signature, network)
+        return network
+
+    def path_of(self, network: Hypernetwork) -> str | None:
+        """The path this exact network object was loaded from, while it is still the cached one."""
+        with self._lock:
+            return next((path for path, (_signature, cached) in self._entries.items() if cached is network), None)
+
+
+LOADED = LoadedFileCache()

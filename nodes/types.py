@@ -1,4 +1,0 @@
-"""ComfyUI socket type names shared by the pack's nodes."""
-
-HYPERNETWORK = "HYPERNETWORK"
-CATEGORY = "loaders/hypernetworks"
