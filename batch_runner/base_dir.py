@@ -12,7 +12,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-PACK_DIR = Path(__file__).resolve().parents[2]
+PACK_DIR = Path(__file__).resolve().parents[1]  # batch_runner/ sits at the pack's top level
 PACK_NAME = "comfyui-hypernetworks"
 
 

@@ -23,7 +23,8 @@ from .inputs import clone_conditioning_entry
 logger = logging.getLogger(__name__)
 
 TEMPLATE_FOLDER = "hypernetwork_templates"
-PACK_TEMPLATES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "caption_templates")
+# this file is hn_comfy/training/captions.py: the pack root is three levels up
+PACK_TEMPLATES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "caption_templates")
 NO_TEMPLATE = "none (the caption as it is)"
 MAX_TEMPLATE_BYTES = 1 << 20
 CAPTION_WIDGETS = ("caption_template", "caption_template_file", "shuffle_tags", "tag_dropout")
