@@ -8,6 +8,11 @@ asks for one of the host fixtures. Tests that use them are marked automatically:
 * ``comfy`` - runs ComfyUI code: ``host``, ``e2e`` (a ComfyUI server) or marked by hand. The
   rest test hn_core alone, so ``.ci/run`` runs only ``-m comfy`` on its second ComfyUI host.
 
+Under ``pytest-xdist`` (``HN_TEST_WORKERS=N scripts/test.sh``) every test gets an ``xdist_group``:
+the full-size-UNet tests share one worker (one 10 GB UNet at a time), the tests of the shared e2e
+server share one (one server to start), and every other test file is a group of its own (its module
+fixtures are built once). Two workers still need more than 24 GB, so one process is the default.
+
 Model fixtures hand each test its own ``ModelPatcher.clone()`` of a model built once per session,
 so patches a test adds never leak into the next test (the weights themselves are shared: a test
 must not modify them, which is also what ComfyUI asks of every node).
@@ -15,6 +20,8 @@ must not modify them, which is also what ComfyUI asks of every node).
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,6 +33,19 @@ _SLOW_ORDER = ("sd15_model", "sd2_model", "sdxl_model")
 _SLOW_FIXTURES = set(_SLOW_ORDER)
 
 
+def pytest_configure(config):
+    # Under xdist each worker keeps to its share of the cores, and so do the ComfyUI servers it
+    # starts (they inherit the variable). Set before torch is first imported, which reads it then.
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers and "OMP_NUM_THREADS" not in os.environ:
+        threads = max(1, (os.cpu_count() or 1) // int(workers))
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(threads)
+
+
+# tryfirst: xdist reads the groups in its own hook of this name, so they must be set before it runs.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     # Mark by fixture use, so `-m "not slow"` / `-m "not host"` need no decorator discipline.
     for item in items:
@@ -36,10 +56,21 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.comfy)
         if used & _SLOW_FIXTURES:
             item.add_marker(pytest.mark.slow)
+        item.add_marker(pytest.mark.xdist_group(_worker_group(item)))
     # Fast tests first; then the full-size-model tests grouped per model, because the model cache
     # holds one full-size UNet at a time (tests/host/models.py). Stable: file order is kept otherwise.
     items.sort(key=_big_model_rank)
     _keep_pytest_away_from_the_pack_init(items)
+
+
+def _worker_group(item) -> str:
+    """The xdist group of a test: tests that share an expensive session fixture run on one worker."""
+    used = set(getattr(item, "fixturenames", ()))
+    if used & _SLOW_FIXTURES:
+        return "full-size-unets"
+    if "e2e_server" in used:
+        return "e2e-server"
+    return item.nodeid.split("::", 1)[0]
 
 
 def _big_model_rank(item) -> int:

@@ -29,7 +29,13 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
+
+try:  # POSIX only; without it two generators at once are not kept apart
+    import fcntl
+except ImportError:
+    fcntl = None
 
 from . import demo_checkpoint
 
@@ -125,14 +131,33 @@ def ensure_default_model(comfy_root: Path, cache_dir: Path, variant: str = DEFAU
     if is_valid(path, variant, seed):
         return path, False
     path.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "tools.default_model", "--comfyui", str(comfy_root),
-           "--variant", variant, "--seed", str(seed), "--out", str(path)]
-    log.info("generating the default model (%s, seed %d): %s", variant, seed, path)
-    # cwd: the repository root, so `-m tools.default_model` imports from anywhere.
-    subprocess.run(cmd, check=True, env=env, cwd=Path(__file__).resolve().parents[1])
+    with _generation_lock(path):
+        # Another process (a parallel test worker, a second main job) may have made it meanwhile.
+        if is_valid(path, variant, seed):
+            return path, False
+        cmd = [sys.executable, "-m", "tools.default_model", "--comfyui", str(comfy_root),
+               "--variant", variant, "--seed", str(seed), "--out", str(path)]
+        log.info("generating the default model (%s, seed %d): %s", variant, seed, path)
+        # cwd: the repository root, so `-m tools.default_model` imports from anywhere.
+        subprocess.run(cmd, check=True, env=env, cwd=Path(__file__).resolve().parents[1])
     if not is_valid(path, variant, seed):
         raise RuntimeError(f"the default model generator did not produce a valid {path}")
     return path, True
+
+
+@contextmanager
+def _generation_lock(path: Path):
+    """Hold ``<checkpoint>.lock`` while generating: two generators would share one ``.partial`` file.
+    Blocking, so the second caller waits and then finds the file made. (No lock without fcntl.)"""
+    if fcntl is None:
+        yield
+        return
+    fd = os.open(Path(f"{path}.lock"), os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing drops the lock
 
 
 # ---------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ SD2_DIMS = (320, 640, 1024, 1280)
 def node_messages(comfy_host, monkeypatch):
     """What Apply Hypernetwork shows on its node in the UI: (node id, text) pairs."""
     shown = []
-    apply_module = comfy_host.pack_module("nodes.apply_hypernetwork")
+    apply_module = comfy_host.pack_module("hn_comfy.apply.apply_network")
     monkeypatch.setattr(apply_module, "show_on_node", lambda node_id, text: shown.append((node_id, text)))
     return shown
 
