@@ -27,7 +27,7 @@ done
 workers="${HN_TEST_WORKERS:-1}"
 [ "$workers" -le 4 ] || workers=4
 if [ "$chooses_workers" = 0 ] && [ "$workers" -gt 1 ]; then
-    # loadgroup: the groups of tests/conftest.py; in the order collected, which puts the heaviest first.
+    # loadgroup: the groups of tests/conftest.py, handed out in the order collected (no reordering).
     args=(-n "$workers" --dist loadgroup --no-loadscope-reorder "${args[@]}")
 fi
 
