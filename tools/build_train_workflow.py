@@ -7,21 +7,12 @@ The graph: the demo dataset (``datasets/hn_demo_dataset``, the held-out sepia st
 Encode + CLIP Text Encode (captions) -> Train Hypernetwork -> Save Hypernetwork + Plot Loss
 Graph; then a strength sweep (0, 0.5, 1) of the trained network over fixed prompts, two pictures
 each (the same seed at every strength), some with shapes and colours the training set lacks.
-The UI form is laid out by ``workflow_format.api_to_ui`` from the node definitions of a live
-ComfyUI (started on 127.0.0.1 for the purpose), so its widgets match what the frontend expects.
+Both forms are written by ``tools.workflow_writer`` (the UI form laid out from a live ComfyUI's
+node definitions).
 """
 from __future__ import annotations
 
-import argparse
-import json
-import logging
-import uuid
-from pathlib import Path
-
-from hn_core.atomic_write import atomic_write
-
-from .layout import REPO_ROOT
-from .workflow_format import api_to_ui
+from .workflow_writer import builder_main, prompt_builder
 
 NAME = "train_hypernetwork"
 CHECKPOINT = "hn-demo-sd15.safetensors"
@@ -50,15 +41,7 @@ NOTE = f"""**Train a hypernetwork on a style, then sweep its strength**
 
 def build_prompt() -> tuple[dict, dict[str, str]]:
     """(the API prompt, node titles)."""
-    prompt, titles = {}, {}
-
-    def add(class_type: str, title: str | None = None, **inputs) -> str:
-        node_id = str(len(prompt) + 1)
-        prompt[node_id] = {"class_type": class_type, "inputs": inputs}
-        if title:
-            titles[node_id] = title
-        return node_id
-
+    prompt, titles, add = prompt_builder()
     checkpoint = add("CheckpointLoaderSimple", ckpt_name=CHECKPOINT)
     dataset = add("LoadImageTextDataSetFromFolder", folder="hn_demo_dataset")
     captions = add("CLIPTextEncode", "CLIP Text Encode (captions)", text=[dataset, 1], clip=[checkpoint, 1])
@@ -84,23 +67,7 @@ def build_prompt() -> tuple[dict, dict[str, str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from batch_runner import embedded_server
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--comfyui", type=Path, default=None, help="default: $COMFYUI_PATH, else .host/ComfyUI")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    prompt, titles = build_prompt()
-    with embedded_server(comfy_root=args.comfyui) as server:
-        object_info = server.get_json("/object_info", timeout=120)
-    ui = api_to_ui(prompt, object_info, notes={"About this workflow": NOTE}, titles=titles,
-                   workflow_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"comfyui-hypernetworks/{NAME}")))
-    for path, data in ((REPO_ROOT / "workflows" / "api" / f"{NAME}.json", prompt),
-                       (REPO_ROOT / "workflows" / f"{NAME}.json", ui)):
-        text = json.dumps(data, indent=2) + "\n"
-        atomic_write(path, lambda f, text=text: f.write(text.encode()))
-        logging.info("wrote %s", path)
-    return 0
+    return builder_main(__doc__, NAME, build_prompt, NOTE, argv)
 
 
 if __name__ == "__main__":
