@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -124,7 +125,13 @@ def run_runner(*args, timeout: float = 600) -> subprocess.CompletedProcess:
 def start_runner(*args, log_path: Path) -> subprocess.Popen:
     with open(log_path, "wb") as log:
         return subprocess.Popen(runner_command(*args), cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                env=runner_env())
+                                env=runner_env(), preexec_fn=_default_sigint)
+
+
+def _default_sigint() -> None:
+    # A suite started in the background (`pytest ... &` in a script) ignores SIGINT, and a child
+    # inherits that: its Ctrl-C test would then wait forever. The runner gets Python's default.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def runner_env() -> dict:
