@@ -5,7 +5,6 @@ sha256 of the `.pt`); the state is used only when that hash matches the file nex
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 
@@ -13,6 +12,7 @@ import torch
 
 from ..atomic_write import atomic_write
 from ..errors import HypernetworkError
+from .file_hash import short_hash_of_file
 from .safe_torch_load import load_pickle_safely
 
 logger = logging.getLogger(__name__)
@@ -24,20 +24,12 @@ def sidecar_path(hypernetwork_path) -> str:
     return os.fspath(hypernetwork_path) + SIDECAR_SUFFIX
 
 
-def file_short_hash(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:10]
-
-
 def save_optimizer_state(hypernetwork_path, optimizer_name: str, optimizer_state_dict: dict) -> None:
     """Write the sidecar for an already saved hypernetwork file."""
     data = {
         "optimizer_name": optimizer_name,
         "optimizer_state_dict": optimizer_state_dict,
-        "hash": file_short_hash(hypernetwork_path),
+        "hash": short_hash_of_file(hypernetwork_path),
     }
     atomic_write(sidecar_path(hypernetwork_path), lambda f: torch.save(data, f))
 
@@ -50,7 +42,7 @@ def load_optimizer_state(hypernetwork_path) -> dict | None:
     data = load_pickle_safely(path)
     if not isinstance(data, dict) or "optimizer_state_dict" not in data:
         raise HypernetworkError(path, "not an optimizer sidecar (no optimizer_state_dict)")
-    if data.get("hash") != file_short_hash(hypernetwork_path):
+    if data.get("hash") != short_hash_of_file(hypernetwork_path):
         logger.warning("%s: optimizer state ignored, it was saved for a different version of %s",
                        path, os.path.basename(os.fspath(hypernetwork_path)))
         return None

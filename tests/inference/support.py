@@ -34,9 +34,9 @@ def run_node(comfy_host, name: str, **inputs):
 
 
 def load_node(comfy_host, filename: str):
-    """LoadHypernetwork -> (HYPERNETWORK, info STRING, ui dict)."""
+    """LoadHypernetwork -> (HYPERNETWORK, info STRING, ui dict); its sidecar outputs follow those two."""
     out = run_node(comfy_host, "LoadHypernetwork", hypernetwork_name=filename)
-    hypernetwork, info = out["result"]
+    hypernetwork, info = out["result"][:2]
     return hypernetwork, info, out["ui"]
 
 
