@@ -2,6 +2,7 @@
 from .apply_hypernetwork import ApplyHypernetwork
 from .bake_hypernetwork import BakeHypernetwork
 from .hypernetwork_strength import HypernetworkStrength
+from .hypernetwork_loader_a1111 import HypernetworkLoaderA1111
 from .hypernetwork_to_lora import HypernetworkToLoRA
 from .load_hypernetwork import LoadHypernetwork
 from .merge_hypernetworks import MergeHypernetworks
@@ -18,6 +19,7 @@ NODE_CLASS_MAPPINGS = {
     "HypernetworkToLoRA": HypernetworkToLoRA,
     "BakeHypernetwork": BakeHypernetwork,
     "MergeHypernetworks": MergeHypernetworks,
+    "HypernetworkLoaderA1111": HypernetworkLoaderA1111,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {
@@ -29,4 +31,5 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "HypernetworkToLoRA": "Hypernetwork to LoRA",
     "BakeHypernetwork": "Bake Hypernetwork",
     "MergeHypernetworks": "Merge Hypernetworks",
+    "HypernetworkLoaderA1111": "Load Hypernetwork (A1111 exact)",
 }

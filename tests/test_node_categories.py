@@ -13,6 +13,7 @@ SIBLINGS = {
     "LoadHypernetwork": ("HypernetworkLoader", "model/loaders"),
     "ApplyHypernetwork": ("HypernetworkLoader", "model/loaders"),
     "HypernetworkStrength": ("HypernetworkLoader", "model/loaders"),
+    "HypernetworkLoaderA1111": ("HypernetworkLoader", "model/loaders"),
     "TrainHypernetwork": ("TrainLoraNode", "model/training"),
     "SaveHypernetwork": ("SaveLoRA", "model/merging"),
     "MergeHypernetworks": ("SaveLoRA", "model/merging"),

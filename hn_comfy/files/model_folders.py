@@ -18,6 +18,12 @@ def list_hypernetwork_files() -> list[str]:
     return [name for name in folder_paths.get_filename_list(FOLDER) if name.lower().endswith(SUPPORTED_SUFFIXES)]
 
 
+def list_builtin_loader_names() -> list[str]:
+    """Exactly what ComfyUI's own HypernetworkLoader offers (every model suffix), so a value saved
+    for it is valid for a drop-in replacement; files we cannot read fail with a clear error."""
+    return folder_paths.get_filename_list(FOLDER)
+
+
 def resolve_path(name: str) -> str:
     path = folder_paths.get_full_path(FOLDER, name)
     if path is None or not os.path.isfile(path):
