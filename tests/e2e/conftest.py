@@ -22,6 +22,10 @@ from batch_runner.server_process import server_env  # noqa: E402
 from tools import default_model  # noqa: E402
 from tools.layout import DEFAULT_CACHE  # noqa: E402
 from tests.e2e.servers import served  # noqa: E402
+from tests.e2e import frontends  # noqa: E402
+from tests.e2e.frontend_page import FrontendPage, chromium_path  # noqa: E402
+from tools.demo_dataset import install_into  # noqa: E402
+from playwright.sync_api import sync_playwright  # noqa: E402
 
 
 def pytest_configure(config):
@@ -58,3 +62,44 @@ def e2e_server(comfy_root, cache_dir, default_checkpoint, tmp_path_factory):
 def object_info(e2e_server) -> dict:
     server, _ = e2e_server
     return server.get_json("/object_info", timeout=120)
+
+
+# The real frontend in headless Chromium (test_frontend, test_a1111_png_import): each module gets its own.
+@pytest.fixture(scope="module", params=["pinned", "newest"])
+def frontend(request, e2e_server, comfy_root, cache_dir, default_checkpoint, tmp_path_factory):
+    """``(Frontend, server)``: the pinned frontend on the e2e server, or the newest one on a second
+    server started with ``--front-end-root``; what the workflows select is in place, and the
+    first-run template browser (it opens over the canvas of a fresh user) is switched off."""
+    if request.param == "pinned":
+        server, base = e2e_server
+        yield frontends.pinned(), _ready(server, base)
+        return
+    newest = frontends.newest()
+    if newest is None:
+        pytest.skip(frontends.install_hint())
+    out = tmp_path_factory.mktemp("newest-frontend")
+    with served(comfy_root, cache_dir, default_checkpoint, out,
+                ("--front-end-root", str(newest.static_dir))) as (server, base):
+        yield newest, _ready(server, base)
+
+
+def _ready(server, base):
+    install_into(base.input)
+    server.post_json("/settings/Comfy.TutorialCompleted", True)
+    return server
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, frontend):
+    page = FrontendPage(browser, frontend[1].url)
+    page.open()
+    yield page
+    page.close()

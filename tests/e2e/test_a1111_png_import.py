@@ -19,7 +19,6 @@ import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from tests.e2e.test_frontend import browser, frontend, page  # noqa: F401  (the same fixtures, per frontend)
 from tools.prompts import run_prompt, saved_images
 
 pytestmark = pytest.mark.e2e

@@ -16,58 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from playwright.sync_api import sync_playwright
 
 from batch_runner.base_dir import PACK_NAME
-from tests.e2e import frontends
-from tests.e2e.servers import served
-from tests.e2e.frontend_page import VIEWPORT, FrontendPage, chromium_path
-from tools.demo_dataset import install_into
+from tests.e2e.frontend_page import VIEWPORT
 from tools.layout import REPO_ROOT
 
 pytestmark = pytest.mark.e2e
 
 UI_WORKFLOWS = sorted((REPO_ROOT / "workflows").glob("*.json"))
-
-
-@pytest.fixture(scope="module", params=["pinned", "newest"])
-def frontend(request, e2e_server, comfy_root, cache_dir, default_checkpoint, tmp_path_factory):
-    """``(Frontend, server)``: the pinned frontend on the e2e server, or the newest one on a second
-    server started with ``--front-end-root``; what the workflows select is in place, and the
-    first-run template browser (it opens over the canvas of a fresh user) is switched off."""
-    if request.param == "pinned":
-        server, base = e2e_server
-        yield frontends.pinned(), _ready(server, base)
-        return
-    newest = frontends.newest()
-    if newest is None:
-        pytest.skip(frontends.install_hint())
-    out = tmp_path_factory.mktemp("newest-frontend")
-    with served(comfy_root, cache_dir, default_checkpoint, out,
-                ("--front-end-root", str(newest.static_dir))) as (server, base):
-        yield newest, _ready(server, base)
-
-
-def _ready(server, base):
-    install_into(base.input)
-    server.post_json("/settings/Comfy.TutorialCompleted", True)
-    return server
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser, frontend):
-    page = FrontendPage(browser, frontend[1].url)
-    page.open()
-    yield page
-    page.close()
 
 
 @pytest.fixture(scope="module")
