@@ -1,5 +1,6 @@
 """Thin ComfyUI adapters around hn_core. Each node lives in its own module."""
 from .apply_hypernetwork import ApplyHypernetwork
+from .apply_prompt_hypernetworks import ApplyPromptHypernetworks
 from .bake_hypernetwork import BakeHypernetwork
 from .hypernetwork_strength import HypernetworkStrength
 from .hypernetwork_loader_a1111 import HypernetworkLoaderA1111
@@ -20,6 +21,7 @@ NODE_CLASS_MAPPINGS = {
     "BakeHypernetwork": BakeHypernetwork,
     "MergeHypernetworks": MergeHypernetworks,
     "HypernetworkLoaderA1111": HypernetworkLoaderA1111,
+    "ApplyPromptHypernetworks": ApplyPromptHypernetworks,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {
@@ -32,4 +34,5 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "BakeHypernetwork": "Bake Hypernetwork",
     "MergeHypernetworks": "Merge Hypernetworks",
     "HypernetworkLoaderA1111": "Load Hypernetwork (A1111 exact)",
+    "ApplyPromptHypernetworks": "Apply Hypernetworks from Prompt (A1111 tags)",
 }

@@ -14,6 +14,7 @@ SIBLINGS = {
     "ApplyHypernetwork": ("HypernetworkLoader", "model/loaders"),
     "HypernetworkStrength": ("HypernetworkLoader", "model/loaders"),
     "HypernetworkLoaderA1111": ("HypernetworkLoader", "model/loaders"),
+    "ApplyPromptHypernetworks": ("HypernetworkLoader", "model/loaders"),
     "TrainHypernetwork": ("TrainLoraNode", "model/training"),
     "SaveHypernetwork": ("SaveLoRA", "model/merging"),
     "MergeHypernetworks": ("SaveLoRA", "model/merging"),

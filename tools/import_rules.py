@@ -29,8 +29,8 @@ HOST_MODULES = frozenset({
 # other. A module directly in the layer's folder (errors.py, atomic_write.py) is its own subpackage.
 RANKS = {
     "hn_core": {"errors": 0, "atomic_write": 0, "network": 1, "formats": 2, "inference": 2,
-                "export": 3, "merge": 3, "training": 3},
-    "hn_comfy": {"ui": 0, "files": 0, "apply": 1, "export": 2, "merge": 2, "training": 2},
+                "export": 3, "merge": 3, "training": 3, "prompt": 3},
+    "hn_comfy": {"ui": 0, "files": 0, "apply": 1, "export": 2, "merge": 2, "training": 2, "prompt": 2},
 }
 # What each layer may import from the pack's other layers (beyond itself).
 ALLOWED_LAYERS = {
