@@ -10,12 +10,13 @@
 2. the demo hypernetworks (``tools.demo_hypernetwork``) and the demo dataset (``datasets/``:
    eight pictures in a style the default model never saw, made by the project) are staged;
 3. the batch runner (``batch_runner``) starts its embedded ComfyUI on 127.0.0.1 and runs every
-   API workflow in ``--workflows``: train a hypernetwork on the demo images, save it, render a
-   strength sweep with and without it; apply one; stack two with a strength schedule;
+   API workflow in ``--workflows``, those that train first: train a hypernetwork on the demo images,
+   save it, render a strength sweep with and without it; apply the trained one through an A1111
+   ``<hypernet:…>`` prompt tag at the same strengths; apply one; stack two with a strength schedule;
 4. into ``--output``: ``images/`` (every output, named by job), ``contact_sheet.png`` (a row
    per job; for a strength sweep, the training set and then one row per strength with its style
    distance), ``loss_graph.png``, ``hypernetworks/`` (what the training
-   saved), ``summary.json`` (with ``style_sweep``), ``comfyui.log``; the server is always stopped.
+   saved), ``summary.json`` (with ``style_sweep``, the first, and ``style_sweeps`` by job), ``comfyui.log``; the server is always stopped.
 
 A second run with the same inputs finds its jobs done in ``images/manifest.json`` and only
 rebuilds the sheet; ``--fresh`` starts over. Exit status: 0 when every job succeeded, 1 when one
@@ -132,7 +133,7 @@ def run(args: argparse.Namespace, summary: dict) -> BatchResult:
         shutil.rmtree(images)
     summary.update(comfyui=str(comfy_root), output=str(output))
 
-    workflows = load_api_workflows(args.workflows)
+    workflows = training_first(load_api_workflows(args.workflows))
     if not workflows:
         raise SetupError(f"no API-format workflows (*.json) in {args.workflows}")
     overrides = [parse_override(spec) for spec in args.set]
@@ -163,6 +164,14 @@ def run(args: argparse.Namespace, summary: dict) -> BatchResult:
         result = run_batch(jobs, [server.url], images, timeout=args.timeout)
         summary["trained_hypernetworks"] = [str(p) for p in keep_trained(server.base.hypernetworks, output)]
     return result
+
+
+def training_first(workflows: dict[str, dict]) -> dict[str, dict]:
+    """The workflows in name order, those that train first: the batch runner runs one server's jobs in
+    order, so a later workflow can use what training saved (prompt_tags names the trained network)."""
+    def trains(workflow: dict) -> bool:
+        return any(node.get("class_type") == "TrainHypernetwork" for node in workflow.values())
+    return dict(sorted(workflows.items(), key=lambda item: not trains(item[1])))
 
 
 def keep_trained(folder: Path, output: Path) -> list[Path]:
@@ -200,9 +209,11 @@ def write_sheets(result: BatchResult, output: Path, summary: dict) -> None:
         sweep = style_sweep(job_result.job.prompt, [(node_id, path) for *_x, path, node_id in renders], style_pixels)
         node_of_path = {path: node_id for *_x, path, node_id in renders}
         if len(sweep) > 1:  # a strength sweep: the style set, then one row per strength
+            if "style_sweep" not in summary:  # the style set once, above the first sweep
+                rows.append((f"{job_result.job.name}: the training set (style to learn)",
+                             [(p.stem, p) for p in style_images]))
             summary.setdefault("style_sweep", sweep)
-            rows.append((f"{job_result.job.name}: the training set (style to learn)",
-                         [(p.stem, p) for p in style_images]))
+            summary.setdefault("style_sweeps", {})[job_result.job.name] = sweep
             rows.extend((f"{job_result.job.name}: strength {point['strength']:g}, style distance "
                          f"{point['style_distance']:.3f} (0 = the training set's colours)",
                          [(prompt_text_of(job_result.job.prompt, node_of_path[Path(p)]) or Path(p).name, Path(p))

@@ -13,6 +13,7 @@ from pathlib import Path
 from .style_score import colour_statistics, frechet_distance
 
 APPLY = "ApplyHypernetwork"
+PROMPT_TAGS = "ApplyPromptHypernetworks"
 
 
 def _sources(node: dict) -> list[str]:
@@ -34,10 +35,22 @@ def _upstream(prompt: dict, node_id: str, class_type: str) -> dict | None:
 
 
 def strength_of(prompt: dict, node_id: str) -> float | None:
-    """The strength of the nearest Apply Hypernetwork upstream of ``node_id`` (None: there is none)."""
+    """The strength of the nearest Apply Hypernetwork upstream of ``node_id``, else the multiplier of the
+    one ``<hypernet:…>`` tag of the nearest prompt-tag node (None: neither)."""
     apply = _upstream(prompt, node_id, APPLY)
-    strength = apply["inputs"].get("strength") if apply else None
+    if apply is None:
+        return _tag_multiplier(_upstream(prompt, node_id, PROMPT_TAGS))
+    strength = apply["inputs"].get("strength")
     return float(strength) if isinstance(strength, (int, float)) else None
+
+
+def _tag_multiplier(node: dict | None) -> float | None:
+    from hn_core.prompt.a1111_tags import find_tags
+    from hn_core.prompt.tag_requests import hypernet_request
+
+    text = node["inputs"].get("text") if node else None
+    tags = [tag for tag in find_tags(text) if tag.kind == "hypernet"] if isinstance(text, str) else []
+    return hypernet_request(tags[0]).multiplier if len(tags) == 1 else None
 
 
 def prompt_text_of(prompt: dict, node_id: str) -> str | None:

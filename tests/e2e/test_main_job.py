@@ -78,6 +78,22 @@ def test_main_job_trains_renders_and_sheets_through_the_batch_runner(tmp_path, c
     closed_other = (other_distance[0] - other_distance[2]) / other_distance[0]
     assert other_distance[2] > distance[2] and closed_other < closed, (distance, other_distance)
 
+    # The prompt-tag workflow draws the same style through <hypernet:hn_demo_trained:S> alone: its
+    # pictures are the training sweep's first-prompt pictures at each strength, file for file.
+    assert list(summary["style_sweeps"]) == ["train_hypernetwork", "prompt_tags"]  # training ran first
+    tag_sweep = summary["style_sweeps"]["prompt_tags"]
+    assert [point["strength"] for point in tag_sweep] == [0.0, 0.5, 1.0]
+    first_prompt_nodes = {node_id for node_id, node in train_prompt.items() if node["class_type"] == "SaveImage"
+                          and node["inputs"]["filename_prefix"].endswith("_prompt_1")}
+    for by_tag, by_hand in zip(tag_sweep, sweep):  # the runner names files <job>_<node id>_<index>
+        first_prompt = [p for p in by_hand["images"] if Path(p).name[len("train_hypernetwork_"):].split("_")[0] in first_prompt_nodes]
+        assert len(by_tag["images"]) == len(first_prompt) == 2
+        for tagged, wired in zip(by_tag["images"], first_prompt):
+            with Image.open(tagged) as a, Image.open(wired) as b:
+                assert a.tobytes() == b.tobytes(), (tagged, wired)
+    tag_distance = [point["style_distance"] for point in tag_sweep]
+    assert tag_distance[0] > tag_distance[2], tag_distance  # toward the style through the tag
+
     # The contact sheet holds every render; the loss graph is ComfyUI's Plot Loss Graph image.
     with Image.open(out / "contact_sheet.png") as sheet:
         rendered = sum(len(job["outputs"]) for job in jobs.values()) - 1  # minus the loss graph

@@ -47,11 +47,23 @@ def pixels(path: Path) -> np.ndarray:
         return np.asarray(image.convert("RGB"), dtype=np.int16)
 
 
+# Run after the training workflow, whose saved network they name (as the main job orders them).
+USES_TRAINED = {"prompt_tags"}
+
+
 def test_every_api_workflow_is_covered():
-    assert {p.stem for p in API_WORKFLOWS} == {"apply_hypernetwork", "stack_hypernetworks", "train_hypernetwork"}
+    assert {p.stem for p in API_WORKFLOWS} == {"apply_hypernetwork", "stack_hypernetworks", "train_hypernetwork",
+                                               *USES_TRAINED}
 
 
-@pytest.mark.parametrize("path", [p for p in API_WORKFLOWS if p.stem != "train_hypernetwork"], ids=lambda p: p.stem)
+@pytest.fixture(scope="module")
+def training_run(workflow_server, default_checkpoint):
+    """The shipped training workflow, run once per server: (prompt, history entry, images)."""
+    return run_shipped(workflow_server, default_checkpoint, REPO_ROOT / "workflows" / "api" / "train_hypernetwork.json")
+
+
+@pytest.mark.parametrize("path", [p for p in API_WORKFLOWS if p.stem not in {"train_hypernetwork", *USES_TRAINED}],
+                         ids=lambda p: p.stem)
 def test_render_workflow_runs(workflow_server, default_checkpoint, path):
     prompt, entry, images = run_shipped(workflow_server, default_checkpoint, path)
     latent = prompt[ids_of(prompt, "EmptyLatentImage")[0]]["inputs"]
@@ -65,11 +77,10 @@ def test_render_workflow_runs(workflow_server, default_checkpoint, path):
         assert "dims: 320, 640, 768, 1280" in entry["outputs"][node_id]["text"][0]
 
 
-def test_training_workflow_trains_saves_plots_and_sweeps(workflow_server, default_checkpoint):
+def test_training_workflow_trains_saves_plots_and_sweeps(workflow_server, training_run):
     server, base = workflow_server
     assert (base.input / DATASET_NAME).is_dir()
-    path = REPO_ROOT / "workflows" / "api" / "train_hypernetwork.json"
-    prompt, entry, images = run_shipped(workflow_server, default_checkpoint, path)
+    prompt, entry, images = training_run
     [train_id], [save_id], [plot_id] = (ids_of(prompt, t) for t in ("TrainHypernetwork", "SaveHypernetwork",
                                                                       "LossGraphNode"))
     train = prompt[train_id]["inputs"]
@@ -98,3 +109,31 @@ def test_training_workflow_trains_saves_plots_and_sweeps(workflow_server, defaul
     assert all(p.shape == (64, 64, 3) for p in by_strength[0.0])
     for without, full in zip(by_strength[0.0], by_strength[1.0]):
         assert np.abs(full.astype(int) - without).max() > 0, "the trained hypernetwork changed nothing at strength 1"
+
+
+def saved_by_strength(prompt: dict, entry: dict, base, select=lambda node_id: True) -> dict[float, list[np.ndarray]]:
+    """The pictures of each SaveImage node (those ``select`` picks), grouped by the strength that drew them."""
+    groups: dict[float, list[np.ndarray]] = {}
+    for node_id in filter(select, ids_of(prompt, "SaveImage")):
+        groups.setdefault(strength_of(prompt, node_id), []).extend(
+            pixels(base.output / f["filename"]) for f in entry["outputs"][node_id]["images"])
+    return groups
+
+
+def test_prompt_tag_workflow_draws_the_training_sweep_through_a_tag(workflow_server, default_checkpoint, training_run):
+    # The tag names the trained network and leaves the sweep's first prompt: every picture must be
+    # the training sweep's picture at the same strength, bit for bit (tag = Load + Apply by hand).
+    server, base = workflow_server
+    train_prompt, train_entry, _images = training_run
+    prompt, entry, images = run_shipped(workflow_server, default_checkpoint,
+                                        REPO_ROOT / "workflows" / "api" / "prompt_tags.json")
+    assert len(images) == 2 * len(ids_of(prompt, "SaveImage"))
+    by_tag = saved_by_strength(prompt, entry, base)
+    first_prompt = {node_id for node_id in ids_of(train_prompt, "SaveImage")
+                    if train_prompt[node_id]["inputs"]["filename_prefix"].endswith("_prompt_1")}
+    by_hand = saved_by_strength(train_prompt, train_entry, base, first_prompt.__contains__)
+    assert sorted(by_tag) == sorted(by_hand) == [0.0, 0.5, 1.0]
+    for strength in by_tag:
+        assert len(by_tag[strength]) == len(by_hand[strength]) == 2
+        for tagged, wired in zip(by_tag[strength], by_hand[strength]):
+            assert np.array_equal(tagged, wired), f"strength {strength}: the tag's picture differs from Load + Apply"
