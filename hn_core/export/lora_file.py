@@ -14,7 +14,12 @@ Usable from a plain script, without ComfyUI::
     print(summary.text())
 
 Per exported layer and projection the file holds ``<stem>.lora_up.weight`` [out, r],
-``<stem>.lora_down.weight`` [r, in] and ``<stem>.alpha`` = r (scale 1). With
+``<stem>.lora_down.weight`` [r, in] and ``<stem>.alpha``. The alpha is the same for every module
+(``shared_alpha``) and each module's r / alpha is folded into its up factor, so
+``up @ down * alpha / r`` is the change for every reader: ComfyUI, A1111 and Forge scale each module
+by its own alpha / r, but diffusers (peft) keeps one alpha for all modules (the most common one; its
+per-module ``alpha_pattern`` from kohya files matches nothing and is ignored) over each module's own
+r. A full-rank export has several ranks (one per projection shape), a rank-r one a single rank. With
 ``value_bias=True`` the value offset goes to ``<to_out stem>.diff_b`` (ComfyUI reads it;
 A1111/Forge refuse a module without ``diff`` and diffusers refuses unknown keys, so the
 default leaves it out and the summary says what that costs).
@@ -22,8 +27,9 @@ default leaves it out and the summary says what that costs).
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import torch
 
@@ -44,6 +50,7 @@ class ExportSummary:
 
     layers: int = 0
     rank: int | str = "full"
+    alpha: int = 1  # the one alpha of every module (shared_alpha)
     exact: bool = True  # affine network: the changes are the hypernetwork's own
     unused_dims: list[int] = field(default_factory=list)
     truncation_error: float = 0.0  # relative Frobenius error of all weight changes from the rank cut
@@ -94,17 +101,20 @@ def lora_state_dict(changes: Mapping[str, LayerChange], *, rank: int = 0, sgm: b
                 raise ExportError(f"rank {rank} is larger than {path}.{projection} allows: its weight is "
                                   f"{delta.shape[0]}x{delta.shape[1]}, so its rank is at most {full_rank(delta)}. "
                                   "Choose a rank up to that, or 0 for full rank.")
+    alpha = shared_alpha(rank or full_rank(change.projection(p)) for change in changes.values() for p in PROJECTIONS)
     state: dict[str, torch.Tensor] = {}
-    summary = ExportSummary(layers=len(changes), rank=rank or "full")
+    summary = ExportSummary(layers=len(changes), rank=rank or "full", alpha=alpha)
     dropped = squared_error = squared_total = 0.0
     for path, change in sorted(changes.items()):
         for projection in PROJECTIONS:
             stem = kohya_name(path, projection, sgm=sgm, res_blocks_per_level=res_blocks_per_level)
             delta = change.projection(projection)
             factors = factorize(delta, rank)
-            state[f"{stem}.lora_up.weight"] = factors.up.to(dtype).contiguous()
+            # Readers multiply by alpha / r: fold r / alpha in (in float64, one rounding to dtype).
+            state[f"{stem}.lora_up.weight"] = (factors.up * (factors.rank / alpha)).to(dtype).contiguous()
             state[f"{stem}.lora_down.weight"] = factors.down.to(dtype).contiguous()
-            state[f"{stem}.alpha"] = torch.tensor(float(factors.rank), dtype=dtype)
+            # A scalar in float32 whatever dtype: it holds any rank exactly (bf16 rounds 257 to 256).
+            state[f"{stem}.alpha"] = torch.tensor(float(alpha), dtype=torch.float32)
             norm = float(delta.square().sum())
             squared_total += norm
             squared_error += factors.relative_error ** 2 * norm
@@ -123,16 +133,26 @@ def lora_state_dict(changes: Mapping[str, LayerChange], *, rank: int = 0, sgm: b
     return state, summary
 
 
+def shared_alpha(ranks: Iterable[int]) -> int:
+    """The one alpha of a file: its most common rank (ties: the larger), so most modules keep
+    factors at scale 1, and the rank itself for a rank-r file (scale 1 everywhere)."""
+    counts = Counter(int(r) for r in ranks)
+    if not counts:
+        return 1
+    return max(counts, key=lambda r: (counts[r], r))
+
+
 def lora_metadata(network: Hypernetwork, summary: ExportSummary, base_model: str) -> dict[str, str]:
     """safetensors header: kohya's keys that A1111 shows, plus this pack's export record."""
     return {
         "ss_network_module": "networks.lora",
         "ss_network_dim": str(summary.rank),
-        "ss_network_alpha": str(summary.rank),
+        "ss_network_alpha": str(summary.alpha),
         "ss_base_model_version": base_model,
         "ss_output_name": network.info.name or "",
-        "hn_export": json.dumps({"source": network.info.name, "rank": summary.rank, "exact": summary.exact,
-                                 "value_bias": summary.value_bias, "truncation_error": summary.truncation_error,
+        "hn_export": json.dumps({"source": network.info.name, "rank": summary.rank, "alpha": summary.alpha,
+                                 "exact": summary.exact, "value_bias": summary.value_bias,
+                                 "truncation_error": summary.truncation_error,
                                  "layer_structure": list(network.config.layer_structure),
                                  "activation_func": network.config.activation_func}),
     }

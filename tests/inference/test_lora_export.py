@@ -88,8 +88,7 @@ def test_rank_r_reports_the_truncation_and_the_error_it_leaves(comfy_host, hyper
     full_sd, cut_sd = _state(loras / full), _state(loras / cut)
     squared_error = squared_total = 0.0
     for stem in {k.split(".")[0] for k in cut_sd if k.endswith("lora_up.weight")}:
-        exact = full_sd[f"{stem}.lora_up.weight"].double() @ full_sd[f"{stem}.lora_down.weight"].double()
-        approx = cut_sd[f"{stem}.lora_up.weight"].double() @ cut_sd[f"{stem}.lora_down.weight"].double()
+        exact, approx = _change(full_sd, stem), _change(cut_sd, stem)
         assert cut_sd[f"{stem}.lora_down.weight"].shape[0] == 4
         squared_error += float((exact - approx).square().sum())
         squared_total += float(exact.square().sum())
@@ -192,6 +191,12 @@ def _keys(path) -> set[str]:
 
     with safe_open(str(path), "pt") as f:
         return set(f.keys())
+
+
+def _change(state, stem) -> torch.Tensor:
+    """A module's weight change as every kohya reader computes it: up @ down * alpha / rank."""
+    down = state[f"{stem}.lora_down.weight"].double()
+    return state[f"{stem}.lora_up.weight"].double() @ down * float(state[f"{stem}.alpha"]) / down.shape[0]
 
 
 def _state(path) -> dict[str, torch.Tensor]:

@@ -15,6 +15,7 @@ from hn_core.export.lora_export import AttentionWeights, ExportError
 from hn_core.inference.strength_profile import block_of
 from hn_core.export.lora_file import build_changes, export_lora, lora_state_dict
 from hn_core.export.low_rank import factorize
+from hn_core.export.lora_keys import kohya_name
 
 LAYER = "input_blocks.1.1.transformer_blocks.0.attn1"
 
@@ -137,3 +138,27 @@ def test_script_api_writes_a_kohya_file_atomically(tmp_path):
     with pytest.raises(ExportError):
         export_lora(net, {LAYER: _layer()}, tmp_path / "refused.safetensors", rank=99)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.safetensors"]
+
+
+def test_one_alpha_for_every_module_and_the_change_kept_at_every_rank():
+    """diffusers keeps one alpha for all modules (it ignores kohya per-module alphas), ComfyUI / A1111 /
+    Forge scale each module by its own alpha / rank: with one alpha, up @ down * alpha / rank is the
+    change in all of them, also when a full-rank file mixes ranks (16 and 24 wide projections here)."""
+    net = _network(dims=(16, 24))
+    layers = {LAYER: _layer(dim=16, inner=16), "input_blocks.3.1.transformer_blocks.0.attn1":
+              dataclasses.replace(_layer(dim=24, inner=24, seed=5), block=("input", 3))}
+    changes, _ = build_changes(net, layers, strength=0.6)
+    for rank in (0, 3):
+        state, summary = lora_state_dict(changes, rank=rank, res_blocks_per_level=[1, 1, 1])
+        alphas = {float(v) for k, v in state.items() if k.endswith(".alpha")}
+        assert alphas == {float(summary.alpha)}
+        ranks = {state[k].shape[0] for k in state if k.endswith(".lora_down.weight")}
+        assert ranks == ({16, 24} if rank == 0 else {3})
+        for path, change in changes.items():
+            for projection in ("to_k", "to_v"):
+                stem = kohya_name(path, projection, sgm=False, res_blocks_per_level=[1, 1, 1])
+                down = state[f"{stem}.lora_down.weight"].double()
+                got = state[f"{stem}.lora_up.weight"].double() @ down * summary.alpha / down.shape[0]
+                want = factorize(change.projection(projection), rank)
+                want = want.up @ want.down
+                assert float((got - want).norm() / want.norm()) < 1e-6, (stem, rank)
