@@ -37,29 +37,38 @@ def file_signature(path: str) -> tuple[int, int]:
     return stat.st_mtime_ns, stat.st_size
 
 
-class LoadedFileCache:
-    """Keeps the last network loaded per path; reloads only when the file changes on disk."""
+class FileVersionCache:
+    """One value per path, computed by `compute(path)` and reused while the file's (mtime, size) stay."""
 
-    def __init__(self):
-        self._entries: dict[str, tuple[tuple[int, int], Hypernetwork]] = {}
+    def __init__(self, compute):
+        self._compute = compute
+        self._entries: dict[str, tuple[tuple[int, int], object]] = {}
         self._lock = threading.Lock()
+        self.computed = 0  # how many times `compute` ran: the tests count the work saved
 
-    def get(self, path: str) -> Hypernetwork:
+    def get(self, path: str):
         signature = file_signature(path)
         with self._lock:
             entry = self._entries.get(path)
             if entry is not None and entry[0] == signature:
                 return entry[1]
-        network = load_hypernetwork(path)
-        logger.info("loaded hypernetwork %s (%d parameters)", path, network.parameter_count())
+        value = self._compute(path)
         with self._lock:
-            self._entries[path] = (signature, network)
-        return network
+            self.computed += 1
+            if file_signature(path) == signature:  # a file rewritten while read is computed again next time
+                self._entries[path] = (signature, value)
+        return value
 
-    def path_of(self, network: Hypernetwork) -> str | None:
-        """The path this exact network object was loaded from, while it is still the cached one."""
+    def path_of(self, value) -> str | None:
+        """The path this exact value was computed for, while it is still the cached one."""
         with self._lock:
-            return next((path for path, (_signature, cached) in self._entries.items() if cached is network), None)
+            return next((path for path, (_signature, cached) in self._entries.items() if cached is value), None)
 
 
-LOADED = LoadedFileCache()
+def _load_logged(path: str) -> Hypernetwork:
+    network = load_hypernetwork(path)
+    logger.info("loaded hypernetwork %s (%d parameters)", path, network.parameter_count())
+    return network
+
+
+LOADED = FileVersionCache(_load_logged)
